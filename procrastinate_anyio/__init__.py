@@ -1,0 +1,68 @@
+"""procrastinate_anyio: a PostgreSQL task queue for Python, on AnyIO.
+
+Defer a function call now; a worker runs it elsewhere, now or later. The same
+code runs on asyncio and on Trio.
+"""
+
+from __future__ import annotations
+
+from ._app import App as App
+from ._blueprint import Blueprint as Blueprint
+from ._deferrer import JobDeferrer as JobDeferrer
+from ._exceptions import AlreadyEnqueued as AlreadyEnqueued
+from ._exceptions import AppNotOpen as AppNotOpen
+from ._exceptions import ConnectorException as ConnectorException
+from ._exceptions import InvalidJobArguments as InvalidJobArguments
+from ._exceptions import JobNotFound as JobNotFound
+from ._exceptions import JobStateError as JobStateError
+from ._exceptions import LoadFromPathError as LoadFromPathError
+from ._exceptions import ProcrastinateException as ProcrastinateException
+from ._exceptions import SchemaError as SchemaError
+from ._exceptions import TaskAlreadyRegistered as TaskAlreadyRegistered
+from ._exceptions import TaskNotFound as TaskNotFound
+from ._exceptions import UnboundTaskError as UnboundTaskError
+from ._job import Job as Job
+from ._job import JobError as JobError
+from ._job import Status as Status
+from ._job_manager import JobManager as JobManager
+from ._memory import InMemoryConnector as InMemoryConnector
+from ._psycopg_connector import PsycopgConnector as PsycopgConnector
+from ._retry import BaseRetryStrategy as BaseRetryStrategy
+from ._retry import RetryDecision as RetryDecision
+from ._retry import RetryStrategy as RetryStrategy
+from ._schema import SchemaManager as SchemaManager
+from ._schema import SchemaStatus as SchemaStatus
+from ._sync_psycopg_connector import SyncPsycopgConnector as SyncPsycopgConnector
+from ._task import Task as Task
+from ._version import __version__ as __version__
+
+__all__ = [
+    "AlreadyEnqueued",
+    "App",
+    "AppNotOpen",
+    "BaseRetryStrategy",
+    "Blueprint",
+    "ConnectorException",
+    "InMemoryConnector",
+    "InvalidJobArguments",
+    "Job",
+    "JobDeferrer",
+    "JobError",
+    "JobManager",
+    "JobNotFound",
+    "JobStateError",
+    "LoadFromPathError",
+    "ProcrastinateException",
+    "PsycopgConnector",
+    "RetryDecision",
+    "RetryStrategy",
+    "SchemaManager",
+    "SchemaStatus",
+    "Status",
+    "SyncPsycopgConnector",
+    "Task",
+    "TaskAlreadyRegistered",
+    "TaskNotFound",
+    "UnboundTaskError",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""The application object: a blueprint of tasks bound to a connector."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ._blueprint import Blueprint
+from ._deferrer import JobDeferrer, JobTemplate
+from ._exceptions import LoadFromPathError, TaskNotFound
+from ._job_manager import JobManager, SyncConnectorSlot
+from ._schema import SchemaManager
+from ._task import DEFAULT_QUEUE
+
+if TYPE_CHECKING:
+    from ._driver import AsyncConnector
+
+logger = logging.getLogger("procrastinate_anyio.app")
+
+
+class App(Blueprint):
+    """Tasks, bound to a database through a connector.
+
+    Args:
+        connector: where jobs live: :class:`PsycopgConnector` (PostgreSQL)
+            or :class:`InMemoryConnector` (tests).
+        import_paths: modules to import before a worker starts, so that the
+            tasks they declare are registered.
+        worker_defaults: default keyword options of :meth:`run_worker`.
+        periodic_defaults: options of the periodic deferrer.
+    """
+
+    def __init__(
+        self,
+        *,
+        connector: AsyncConnector,
+        import_paths: Iterable[str] | None = None,
+        worker_defaults: Mapping[str, Any] | None = None,
+        periodic_defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.connector = connector
+        self.import_paths = list(import_paths or [])
+        self.worker_defaults: dict[str, Any] = dict(worker_defaults or {})
+        self.periodic_defaults: dict[str, Any] = dict(periodic_defaults or {})
+        self._sync_slot = SyncConnectorSlot()
+        self._job_manager = JobManager(connector, self._sync_slot)
+        self.schema_manager = SchemaManager(connector, self._sync_slot)
+
+    def __repr__(self) -> str:
+        return f"App(connector={self.connector!r}, tasks={len(self.tasks)})"
+
+    @property
+    def job_manager(self) -> JobManager:
+        return self._job_manager
+
+    def with_connector(self, connector: AsyncConnector) -> App:
+        """A copy of this app, with the same tasks, on another connector
+        (for instance an :class:`InMemoryConnector` in tests)."""
+        app = App(
+            connector=connector,
+            import_paths=self.import_paths,
+            worker_defaults=self.worker_defaults,
+            periodic_defaults=self.periodic_defaults,
+        )
+        app.tasks = dict(self.tasks)
+        app._aliases = dict(self._aliases)
+        return app
+
+    @asynccontextmanager
+    async def open_async(self) -> AsyncIterator[App]:
+        """Open the connector for the duration of the block.
+
+        Cancellation: closing is shielded, so the connections are released
+        even when the block is cancelled.
+        """
+        await self.connector.open_async()
+        try:
+            yield self
+        finally:
+            await self.connector.close_async()
+
+    @contextmanager
+    def open(self) -> Iterator[App]:
+        """Open a sync connection for the block: for the sync API
+        (``task.defer()``, ``job_manager.list_jobs()``...) in code with no
+        event loop."""
+        connector = self.connector.get_sync_connector()
+        connector.open()
+        self._sync_slot.connector = connector
+        try:
+            yield self
+        finally:
+            self._sync_slot.connector = None
+            connector.close()
+
+    def configure_task(
+        self,
+        name: str,
+        *,
+        allow_unknown: bool = True,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        schedule_at: datetime.datetime | None = None,
+        schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> JobDeferrer:
+        """Defer a job by task name, e.g. a task that lives in another code base.
+
+        A known task keeps its own options unless given here; an unknown one
+        (with ``allow_unknown``) goes to ``queue`` or ``"default"``, and its
+        arguments are not checked against a signature.
+
+        Raises:
+            TaskNotFound: the task is unknown and ``allow_unknown`` is False.
+        """
+        options: dict[str, Any] = {
+            "lock": lock,
+            "queueing_lock": queueing_lock,
+            "task_kwargs": task_kwargs,
+            "schedule_at": schedule_at,
+            "schedule_in": schedule_in,
+            "priority": priority,
+            "queue": queue,
+        }
+        try:
+            task = self.get_task(name)
+        except TaskNotFound:
+            if not allow_unknown:
+                raise
+        else:
+            return task.configure(
+                **{key: value for key, value in options.items() if value is not None}
+            )
+        template = JobTemplate(
+            task_name=name,
+            queue=queue or DEFAULT_QUEUE,
+            priority=priority or 0,
+            lock=lock,
+            queueing_lock=queueing_lock,
+            schedule_at=schedule_at,
+            schedule_in=schedule_in,
+            task_kwargs=dict(task_kwargs or {}),
+        )
+        return JobDeferrer(self.job_manager, template)
+
+    def perform_import_paths(self) -> None:
+        """Import the modules of ``import_paths``.
+
+        Raises:
+            LoadFromPathError: a module does not import.
+        """
+        for path in self.import_paths:
+            try:
+                importlib.import_module(path)
+            except ImportError as exc:
+                raise LoadFromPathError(f"Could not import {path!r}: {exc}") from exc
+            logger.debug(
+                "Imported %s", path, extra={"action": "import_path", "path": path}
+            )
+
+
+def load_app(path: str) -> App:
+    """The :class:`App` at ``module.attribute`` (``module:attribute`` works too).
+
+    Raises:
+        LoadFromPathError: the module does not import or has no such App.
+    """
+    module_name, sep, attribute = path.replace(":", ".").rpartition(".")
+    if not sep or not module_name or not attribute:
+        raise LoadFromPathError(
+            f"{path!r} is not a dotted path to an App, like 'myproject.tasks.app'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise LoadFromPathError(f"Could not import {module_name!r}: {exc}") from exc
+    try:
+        app = getattr(module, attribute)
+    except AttributeError:
+        raise LoadFromPathError(
+            f"Module {module_name!r} has no attribute {attribute!r}"
+        ) from None
+    if not isinstance(app, App):
+        raise LoadFromPathError(f"{path!r} is a {type(app).__name__}, not an App")
+    return app
+
+

@@ -1,0 +1,52 @@
+"""JSON encoding of job arguments and results.
+
+PostgreSQL's ``jsonb`` rejects ``NaN`` and infinities, so they are refused here,
+at the API boundary, with an error that names the offending argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._exceptions import InvalidJobArguments
+
+JSONValue = Any
+"""A value that :func:`json.dumps` accepts (dict, list, str, int, float, bool, None)."""
+
+
+def dumps(value: JSONValue) -> str:
+    """Serialise ``value`` to a JSON text, refusing NaN and infinities.
+
+    Raises:
+        TypeError: a value is not JSON-serialisable.
+        ValueError: a float is NaN or infinite.
+    """
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> JSONValue:
+    return json.loads(text)
+
+
+def dumps_arguments(task_name: str, arguments: Mapping[str, Any]) -> str:
+    """Serialise a job's keyword arguments, naming the first one that fails.
+
+    Raises:
+        InvalidJobArguments: an argument is not JSON-serialisable.
+    """
+    try:
+        return dumps(dict(arguments))
+    except (TypeError, ValueError) as exc:
+        for key, value in arguments.items():
+            try:
+                dumps(value)
+            except (TypeError, ValueError) as item_exc:
+                raise InvalidJobArguments(
+                    f"Argument {key!r} of task {task_name!r} is not JSON-serialisable: "
+                    f"{item_exc}"
+                ) from None
+        raise InvalidJobArguments(
+            f"Arguments of task {task_name!r} are not JSON-serialisable: {exc}"
+        ) from None

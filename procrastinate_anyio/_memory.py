@@ -1,0 +1,394 @@
+"""An in-memory connector, for users' unit tests and ours.
+
+It keeps jobs in a dict and follows the PostgreSQL driver rule for rule
+(ready set, lock lines, queueing locks, statuses); the conformance suite in
+``tests/driver/`` runs against both, so where they differ, a test fails.
+Every async method first yields to the event loop
+(``anyio.lowlevel.checkpoint()``) so it honours cancellation like real I/O
+(the shape of trio's ``MemoryListener`` and httpx's ``MockTransport``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio.lowlevel
+import attrs
+
+from . import _json
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._exceptions import AlreadyEnqueued
+from ._job import Job, JobToDefer, Status
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@attrs.define
+class _Row:
+    """A mutable job row, like a pa_jobs row."""
+
+    job: Job
+    lock_waiting: bool = False
+
+    @property
+    def is_lock_active(self) -> bool:
+        status = self.job.status
+        return status is Status.DOING or (status is Status.TODO and not self.lock_waiting)
+
+
+@attrs.define
+class _Worker:
+    id: int
+    name: str
+    queues: tuple[str, ...] | None
+    started_at: datetime.datetime
+    last_heartbeat: datetime.datetime
+
+
+class InMemoryStore:
+    """The state and rules shared by the async and sync in-memory connectors.
+    No I/O: every method runs to completion without yielding."""
+
+    def __init__(self, clock: Callable[[], datetime.datetime] = _utcnow) -> None:
+        self.clock = clock
+        self.rows: dict[int, _Row] = {}
+        self.workers: dict[int, _Worker] = {}
+        self.applied_migrations: list[str] | None = None
+        self._job_ids = itertools.count(1)
+        self._worker_ids = itertools.count(1)
+
+    def reset(self) -> None:
+        """Forget every job and worker (between tests)."""
+        self.rows.clear()
+        self.workers.clear()
+
+    # -- locks ---------------------------------------------------------------
+
+    def _is_candidate(self, row: _Row, now: datetime.datetime) -> bool:
+        job = row.job
+        return job.status is Status.TODO and (
+            job.attempts > 0 or job.scheduled_at is None or job.scheduled_at <= now
+        )
+
+    def _rebalance(self, locks: Sequence[str]) -> None:
+        """Make each free lock's best candidate its active job (see the
+        job_lock_rebalance_* queries)."""
+        now = self.clock()
+        for lock in set(locks):
+            rows = [r for r in self.rows.values() if r.job.lock == lock]
+            if any(r.job.status is Status.DOING for r in rows):
+                continue
+            candidates = [r for r in rows if self._is_candidate(r, now)]
+            if not candidates:
+                continue
+            best = min(candidates, key=lambda r: (-r.job.priority, r.job.id))
+            for row in rows:
+                if row.job.status is Status.TODO:
+                    row.lock_waiting = row is not best
+
+    # -- jobs ----------------------------------------------------------------
+
+    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        waiting = {r.job.queueing_lock for r in self.rows.values() if r.job.status is Status.TODO}
+        seen: set[str] = set()
+        for job in jobs:
+            if job.queueing_lock is None:
+                continue
+            if job.queueing_lock in waiting or job.queueing_lock in seen:
+                raise AlreadyEnqueued(
+                    "A job with this queueing lock is already waiting: "
+                    f"{job.queueing_lock!r}",
+                    queueing_lock=job.queueing_lock,
+                )
+            seen.add(job.queueing_lock)
+        now = self.clock()
+        ids = []
+        for job in jobs:
+            job_id = next(self._job_ids)
+            self.rows[job_id] = _Row(
+                job=Job(
+                    id=job_id,
+                    queue=job.queue,
+                    task_name=job.task_name,
+                    task_kwargs=_json.loads(job.args_json),
+                    priority=job.priority,
+                    lock=job.lock,
+                    queueing_lock=job.queueing_lock,
+                    scheduled_at=job.scheduled_at,
+                    created_at=now,
+                ),
+                lock_waiting=job.lock is not None,
+            )
+            ids.append(job_id)
+        self._rebalance([job.lock for job in jobs if job.lock is not None])
+        return ids
+
+    def job_get(self, job_id: int) -> Job | None:
+        row = self.rows.get(job_id)
+        return None if row is None else row.job
+
+    def job_list(self, filters: JobFilter) -> list[Job]:
+        checks: list[tuple[str, Any]] = [
+            ("id", filters.id),
+            ("queue", filters.queue),
+            ("task_name", filters.task_name),
+            ("status", filters.status),
+            ("lock", filters.lock),
+            ("queueing_lock", filters.queueing_lock),
+            ("worker_id", filters.worker_id),
+        ]
+        active = [(name, value) for name, value in checks if value is not None]
+        found = [
+            row.job
+            for _, row in sorted(self.rows.items())
+            if all(getattr(row.job, name) == value for name, value in active)
+        ]
+        return found[: filters.limit]
+
+    def job_cancel(self, params: CancelParams) -> bool:
+        row = self.rows.get(params.job_id)
+        if row is None:
+            return False
+        job = row.job
+        if job.status is Status.TODO:
+            if params.delete_job:
+                del self.rows[job.id]
+            else:
+                row.job = attrs.evolve(job, status=Status.CANCELLED, finished_at=self.clock())
+                row.lock_waiting = False
+            if job.lock is not None:
+                self._rebalance([job.lock])
+            return True
+        if job.status is Status.DOING and params.abort:
+            row.job = attrs.evolve(job, abort_requested=True)
+            return True
+        return False
+
+    def job_fetch_many(self, params: FetchParams) -> list[Job]:
+        now = self.clock()
+        ready = sorted(
+            (
+                row
+                for row in self.rows.values()
+                if row.job.status is Status.TODO
+                and not row.lock_waiting
+                and (row.job.scheduled_at is None or row.job.scheduled_at <= now)
+                and (params.queues is None or row.job.queue in params.queues)
+            ),
+            key=lambda row: (-row.job.priority, row.job.id),
+        )
+        claimed = []
+        for row in ready[: params.limit]:
+            row.job = attrs.evolve(
+                row.job,
+                status=Status.DOING,
+                worker_id=params.worker_id,
+                started_at=now,
+                attempts=row.job.attempts + 1,
+                abort_requested=False,
+            )
+            claimed.append(row.job)
+        return claimed
+
+    def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+        now = self.clock()
+        locks = []
+        for outcome in outcomes:
+            row = self.rows.get(outcome.job_id)
+            if row is None or row.job.status is not Status.DOING:
+                continue
+            job = row.job
+            if job.lock is not None:
+                locks.append(job.lock)
+            if outcome.delete_job:
+                del self.rows[job.id]
+                continue
+            if outcome.status is Status.TODO:
+                new_lock = outcome.retry_lock if outcome.retry_lock is not None else job.lock
+                if new_lock is not None:
+                    locks.append(new_lock)
+                row.lock_waiting = new_lock is not None and new_lock != job.lock
+                row.job = attrs.evolve(
+                    job,
+                    status=Status.TODO,
+                    result=None,
+                    error=outcome.error,
+                    finished_at=None,
+                    scheduled_at=outcome.retry_at,
+                    priority=(
+                        outcome.retry_priority
+                        if outcome.retry_priority is not None
+                        else job.priority
+                    ),
+                    queue=outcome.retry_queue or job.queue,
+                    lock=new_lock,
+                )
+            else:
+                row.lock_waiting = False
+                row.job = attrs.evolve(
+                    job,
+                    status=outcome.status,
+                    result=outcome.result if outcome.status is Status.SUCCEEDED else None,
+                    error=outcome.error,
+                    finished_at=now,
+                )
+        self._rebalance(locks)
+
+    # -- workers -------------------------------------------------------------
+
+    def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
+        now = self.clock()
+        worker_id = next(self._worker_ids)
+        self.workers[worker_id] = _Worker(
+            id=worker_id,
+            name=name,
+            queues=None if queues is None else tuple(queues),
+            started_at=now,
+            last_heartbeat=now,
+        )
+        return worker_id
+
+    def worker_heartbeat(self, worker_id: int) -> bool:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return False
+        worker.last_heartbeat = self.clock()
+        return True
+
+    def worker_unregister(self, worker_id: int) -> None:
+        self.workers.pop(worker_id, None)
+
+    # -- schema --------------------------------------------------------------
+
+    def schema_applied_migrations(self) -> list[str] | None:
+        return None if self.applied_migrations is None else list(self.applied_migrations)
+
+    def schema_apply(self, schema_sql: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+        done = set(self.applied_migrations or [])
+        missing = [name for name, _ in migrations if name not in done]
+        self.applied_migrations = [*(self.applied_migrations or []), *missing]
+        return missing
+
+
+class InMemorySyncConnector:
+    """The sync view of an :class:`InMemoryConnector` (same jobs)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def open(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+
+    def job_cancel(self, params: CancelParams) -> bool:
+        return self.store.job_cancel(params)
+
+    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        return self.store.job_defer_many(jobs)
+
+    def job_get(self, job_id: int) -> Job | None:
+        return self.store.job_get(job_id)
+
+    def job_list(self, filters: JobFilter) -> list[Job]:
+        return self.store.job_list(filters)
+
+    def schema_applied_migrations(self) -> list[str] | None:
+        return self.store.schema_applied_migrations()
+
+    def schema_apply(self, schema_sql: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+        return self.store.schema_apply(schema_sql, migrations)
+
+
+class InMemoryConnector:
+    """Keeps jobs in memory: for tests, no database needed.
+
+    Args:
+        clock: returns the current aware datetime; inject one to control
+            scheduling in tests.
+
+    Attributes:
+        store: the jobs and workers, to inspect in tests (``store.rows``).
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime.datetime] = _utcnow) -> None:
+        self.store = InMemoryStore(clock)
+        self._open = False
+
+    def __repr__(self) -> str:
+        return f"InMemoryConnector(jobs={len(self.store.rows)})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open_async(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._open = True
+
+    async def close_async(self) -> None:
+        self._open = False
+
+    def get_sync_connector(self) -> InMemorySyncConnector:
+        return InMemorySyncConnector(self.store)
+
+    def reset(self) -> None:
+        """Forget every job and worker."""
+        self.store.reset()
+
+    async def job_cancel(self, params: CancelParams) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_cancel(params)
+
+    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_defer_many(jobs)
+
+    async def job_fetch_many(self, params: FetchParams) -> list[Job]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_fetch_many(params)
+
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.job_finish_many(outcomes)
+
+    async def job_get(self, job_id: int) -> Job | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_get(job_id)
+
+    async def job_list(self, filters: JobFilter) -> list[Job]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_list(filters)
+
+    async def schema_applied_migrations(self) -> list[str] | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.schema_applied_migrations()
+
+    async def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.schema_apply(schema_sql, migrations)
+
+    async def worker_heartbeat(self, worker_id: int) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.worker_heartbeat(worker_id)
+
+    async def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
+        await anyio.lowlevel.checkpoint()
+        return self.store.worker_register(name, queues)
+
+    async def worker_unregister(self, worker_id: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.worker_unregister(worker_id)

@@ -1,0 +1,264 @@
+"""The PostgreSQL driver's operations, written once for the async and the sync
+connector.
+
+Each operation is a generator: it yields :class:`Statement` objects (a named
+query and its parameters) and receives each statement's rows back; its return
+value is the operation's result. The async connector drives it with ``await``,
+the sync connector with plain calls, and a caller's own connection can drive it
+too (transactional defer). This is how psycopg itself shares code between its
+sync and async connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import attrs
+from psycopg import errors as pg_errors
+
+from . import _json
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
+from ._job import Job, JobError, JobToDefer, Status
+from ._sql import queries
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+@attrs.frozen
+class Statement:
+    """A named query of ``sql/queries.sql`` with its parameters."""
+
+    name: str
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    script: str | None = None
+    """When set, this SQL text (several statements, no parameters) runs
+    instead of the named query; used by the migration runner."""
+
+    def query(self) -> bytes:
+        """The SQL to send (bytes: psycopg's typed API wants literals or bytes)."""
+        text = self.script if self.script is not None else queries()[self.name]
+        return text.encode()
+
+
+Operation = Generator[Statement, list[Row], T]
+
+BEGIN: Final = Statement("BEGIN")
+"""Yielded first by an operation whose statements must share one transaction;
+the runner opens it (and answers with no rows). Operations decide at run time,
+so that the common case (one statement) costs one round trip."""
+
+
+def job_from_row(row: Row) -> Job:
+    """Build a :class:`Job` from a ``pa_jobs`` row."""
+    error = None
+    if row["error_type"] is not None:
+        error = JobError(
+            type=row["error_type"],
+            message=row["error_message"] or "",
+            traceback=row["error_traceback"],
+        )
+    return Job(
+        id=row["id"],
+        queue=row["queue_name"],
+        task_name=row["task_name"],
+        task_kwargs=row["args"],
+        priority=row["priority"],
+        lock=row["lock"],
+        queueing_lock=row["queueing_lock"],
+        status=Status(row["status"]),
+        scheduled_at=row["scheduled_at"],
+        attempts=row["attempts"],
+        abort_requested=row["abort_requested"],
+        worker_id=row["worker_id"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=row["result"],
+        error=error,
+    )
+
+
+def translate_error(exc: Exception) -> Exception:
+    """Turn a psycopg error into the library's exception for it."""
+    if isinstance(exc, pg_errors.UniqueViolation):
+        constraint = exc.diag.constraint_name
+        if constraint == "pa_jobs_queueing_lock_idx":
+            return AlreadyEnqueued(
+                "A job with this queueing lock is already waiting: "
+                f"{exc.diag.message_detail or exc}"
+            )
+    return ConnectorException(f"{type(exc).__name__}: {exc}".strip())
+
+
+def _rebalance(locks: Sequence[str]) -> Generator[Statement, list[Row], None]:
+    """Pick the active job of each lock (call with the locks' advisory locks held)."""
+    yield Statement("job_lock_rebalance_demote", {"locks": list(locks)})
+    yield Statement("job_lock_rebalance_promote", {"locks": list(locks)})
+
+
+def job_defer_many(jobs: Sequence[JobToDefer]) -> Operation[list[int]]:
+    locks = sorted({job.lock for job in jobs if job.lock is not None})
+    if locks:
+        yield BEGIN
+        yield Statement("job_lock_acquire", {"locks": locks})
+    rows = yield Statement(
+        "job_defer_many",
+        {
+            "queues": [job.queue for job in jobs],
+            "task_names": [job.task_name for job in jobs],
+            "priorities": [job.priority for job in jobs],
+            "locks": [job.lock for job in jobs],
+            "queueing_locks": [job.queueing_lock for job in jobs],
+            "args": [job.args_json for job in jobs],
+            "scheduled_ats": [job.scheduled_at for job in jobs],
+        },
+    )
+    if locks:
+        yield from _rebalance(locks)
+    return sorted(row["id"] for row in rows)
+
+
+def job_get(job_id: int) -> Operation[Job | None]:
+    rows = yield Statement("job_get", {"job_id": job_id})
+    return job_from_row(rows[0]) if rows else None
+
+
+def job_list(filters: JobFilter) -> Operation[list[Job]]:
+    params = attrs.asdict(filters)
+    if filters.status is not None:
+        params["status"] = filters.status.value
+    rows = yield Statement("job_list", params)
+    return [job_from_row(row) for row in rows]
+
+
+def job_cancel(params: CancelParams) -> Operation[bool]:
+    yield BEGIN
+    rows = yield Statement("job_get", {"job_id": params.job_id})
+    if not rows:
+        return False
+    lock = rows[0]["lock"]
+    if lock is not None:
+        yield Statement("job_lock_acquire", {"locks": [lock]})
+    rows = yield Statement("job_cancel", attrs.asdict(params))
+    if not rows:
+        return False
+    cancelled: bool = rows[0]["cancelled"]
+    if lock is not None and cancelled and rows[0]["was_todo"]:
+        yield from _rebalance([lock])
+    return cancelled
+
+
+def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
+    if params.queues is None:
+        statement = Statement(
+            "job_fetch_many", {"worker_id": params.worker_id, "limit": params.limit}
+        )
+    else:
+        statement = Statement(
+            "job_fetch_many_queues",
+            {
+                "worker_id": params.worker_id,
+                "limit": params.limit,
+                "queues": list(params.queues),
+            },
+        )
+    rows = yield statement
+    jobs = [job_from_row(row) for row in rows]
+    jobs.sort(key=lambda job: (-job.priority, job.id))
+    return jobs
+
+
+def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
+    # A job that leaves "doing" frees its lock: the lock's next job becomes
+    # active. A retry to another lock joins that lock's line.
+    locks = sorted(
+        {o.lock for o in outcomes if o.lock is not None}
+        | {o.retry_lock for o in outcomes if o.retry_lock is not None}
+    )
+    if locks:
+        yield BEGIN
+        yield Statement("job_lock_acquire", {"locks": locks})
+    yield Statement(
+        "job_finish_many",
+        {
+            "ids": [o.job_id for o in outcomes],
+            "statuses": [o.status.value for o in outcomes],
+            "results": [
+                None if o.status is not Status.SUCCEEDED else _json.dumps(o.result)
+                for o in outcomes
+            ],
+            "error_types": [o.error.type if o.error else None for o in outcomes],
+            "error_messages": [o.error.message if o.error else None for o in outcomes],
+            "error_tracebacks": [o.error.traceback if o.error else None for o in outcomes],
+            "retry_ats": [o.retry_at for o in outcomes],
+            "retry_priorities": [o.retry_priority for o in outcomes],
+            "retry_queues": [o.retry_queue for o in outcomes],
+            "retry_locks": [o.retry_lock for o in outcomes],
+            "deletes": [o.delete_job for o in outcomes],
+        },
+    )
+    if locks:
+        yield from _rebalance(locks)
+
+
+def worker_heartbeat(worker_id: int) -> Operation[bool]:
+    rows = yield Statement("worker_heartbeat", {"worker_id": worker_id})
+    return bool(rows)
+
+
+def worker_register(name: str, queues: Sequence[str] | None) -> Operation[int]:
+    rows = yield Statement(
+        "worker_register", {"name": name, "queues": None if queues is None else list(queues)}
+    )
+    worker_id: int = rows[0]["id"]
+    return worker_id
+
+
+def worker_unregister(worker_id: int) -> Operation[None]:
+    yield Statement("worker_unregister", {"worker_id": worker_id})
+
+
+def schema_applied_migrations() -> Operation[list[str] | None]:
+    rows = yield Statement("schema_table_exists", {"name": "pa_schema_migrations"})
+    if not rows[0]["exists"]:
+        return None
+    rows = yield Statement("schema_applied_migrations")
+    return [row["name"] for row in rows]
+
+
+def schema_apply(schema_sql: str, migrations: Sequence[tuple[str, str]]) -> Operation[list[str]]:
+    """Bring the schema up to date, in one transaction, one runner at a time.
+
+    Args:
+        schema_sql: the whole current schema, for an empty database.
+        migrations: ``(name, sql)`` of every migration, in order.
+
+    Returns:
+        the names of the migrations applied now (all of them for an empty
+        database, none for an up-to-date one).
+    """
+    yield BEGIN
+    yield Statement("schema_lock")
+    applied = yield from schema_applied_migrations()
+    if applied is None:
+        rows = yield Statement("schema_table_exists", {"name": "pa_jobs"})
+        if rows[0]["exists"]:
+            raise SchemaError(
+                "pa_jobs exists but pa_schema_migrations does not: the schema was "
+                "not created by procrastinate_anyio's migration runner"
+            )
+        yield Statement("schema.sql", script=schema_sql)
+        missing = [name for name, _ in migrations]
+    else:
+        done = set(applied)
+        missing = []
+        for name, sql in migrations:
+            if name not in done:
+                yield Statement(name, script=sql)
+                missing.append(name)
+    if missing:
+        yield Statement("schema_record_migrations", {"names": missing})
+    return missing

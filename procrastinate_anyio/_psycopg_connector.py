@@ -1,0 +1,161 @@
+"""The PostgreSQL connector for async code, on asyncio and Trio.
+
+It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
+:mod:`._pg`; psycopg's own async connection does not run on Trio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+
+from . import _pg, _pg_ops
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._exceptions import AppNotOpen, ConnectorException
+from ._sync_psycopg_connector import SyncPsycopgConnector
+
+if TYPE_CHECKING:
+    from ._job import Job, JobToDefer, Status
+
+T = TypeVar("T")
+
+
+async def run_operation_async(conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T]) -> T:
+    """Drive one operation on ``conn``, inside a transaction if it asks for one.
+
+    psycopg errors are translated into the library's exceptions.
+    """
+    try:
+        try:
+            statement = next(op)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        if statement is _pg_ops.BEGIN:
+            async with conn.transaction():
+                return await _drive(conn, op, op.send([]))
+        return await _drive(conn, op, statement)
+    except psycopg.Error as exc:
+        raise _pg_ops.translate_error(exc) from exc
+
+
+async def _drive(
+    conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T], statement: _pg_ops.Statement
+) -> T:
+    while True:
+        cursor = await conn.execute(statement.query(), statement.params or None)
+        rows: list[Any] = await cursor.fetchall() if cursor.description else []
+        try:
+            statement = op.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+
+class PsycopgConnector:
+    """Connects to PostgreSQL through psycopg 3, on asyncio and Trio.
+
+    Args:
+        conninfo: a libpq connection string or URI
+            (``"postgresql:///mydb"``, ``"host=db dbname=app"``); empty means
+            libpq's environment variables (``PGHOST``, ``PGDATABASE``...).
+        max_size: the most connections the pool opens at once.
+        connect_kwargs: more connection parameters, passed to psycopg.
+    """
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        max_size: int = 10,
+        connect_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1, not {max_size}")
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self._pool: _pg.ConnectionPool | None = None
+
+    def __repr__(self) -> str:
+        return f"PsycopgConnector(max_size={self.max_size})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def open_async(self) -> None:
+        if self._pool is not None:
+            return
+        pool = _pg.ConnectionPool(
+            self.conninfo, max_size=self.max_size, connect_kwargs=self.connect_kwargs
+        )
+        try:
+            await pool.open()
+        except psycopg.Error as exc:
+            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+        self._pool = pool
+
+    async def close_async(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def get_sync_connector(self) -> SyncPsycopgConnector:
+        return SyncPsycopgConnector(self.conninfo, connect_kwargs=self.connect_kwargs)
+
+    async def connect_listener(self) -> _pg.AnyioConnection[Any]:
+        """A new connection outside the pool, for LISTEN (its owner closes it)."""
+        try:
+            return await _pg.connect(self.conninfo, **self.connect_kwargs)
+        except psycopg.Error as exc:
+            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+
+    async def _run(self, op: _pg_ops.Operation[T]) -> T:
+        if self._pool is None:
+            op.close()
+            raise AppNotOpen(
+                "The connector is not open: use `async with app.open_async():`"
+            )
+        try:
+            async with self._pool.connection() as conn:
+                return await run_operation_async(conn, op)
+        except psycopg.Error as exc:
+            raise _pg_ops.translate_error(exc) from exc
+
+    async def job_cancel(self, params: CancelParams) -> bool:
+        return await self._run(_pg_ops.job_cancel(params))
+
+    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        return await self._run(_pg_ops.job_defer_many(jobs))
+
+    async def job_fetch_many(self, params: FetchParams) -> list[Job]:
+        return await self._run(_pg_ops.job_fetch_many(params))
+
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+        await self._run(_pg_ops.job_finish_many(outcomes))
+
+    async def job_get(self, job_id: int) -> Job | None:
+        return await self._run(_pg_ops.job_get(job_id))
+
+    async def job_list(self, filters: JobFilter) -> list[Job]:
+        return await self._run(_pg_ops.job_list(filters))
+
+    async def schema_applied_migrations(self) -> list[str] | None:
+        return await self._run(_pg_ops.schema_applied_migrations())
+
+    async def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        return await self._run(_pg_ops.schema_apply(schema_sql, migrations))
+
+    async def worker_heartbeat(self, worker_id: int) -> bool:
+        return await self._run(_pg_ops.worker_heartbeat(worker_id))
+
+    async def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
+        return await self._run(_pg_ops.worker_register(name, queues))
+
+    async def worker_unregister(self, worker_id: int) -> None:
+        await self._run(_pg_ops.worker_unregister(worker_id))

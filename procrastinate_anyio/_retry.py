@@ -1,0 +1,153 @@
+"""Retry strategies: when a failed job runs again. Pure logic, no I/O: the
+time is passed in."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._job import Job
+
+
+@attrs.frozen(kw_only=True)
+class RetryDecision:
+    """Retry the job, when and where.
+
+    Give ``retry_at`` (an aware datetime) or ``retry_in`` (seconds or a
+    timedelta), not both; neither means at once. ``priority``, ``queue`` and
+    ``lock``, when given, replace the job's for the next attempt.
+    """
+
+    retry_at: datetime.datetime | None = None
+    retry_in: datetime.timedelta | float | None = None
+    priority: int | None = None
+    queue: str | None = None
+    lock: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.retry_at is not None and self.retry_in is not None:
+            raise ValueError("give retry_at or retry_in, not both")
+        if self.retry_at is not None and self.retry_at.utcoffset() is None:
+            raise ValueError("retry_at must be timezone-aware")
+
+    def scheduled_at(self, now: datetime.datetime) -> datetime.datetime:
+        """When the next attempt may start."""
+        if self.retry_at is not None:
+            return self.retry_at
+        if self.retry_in is None:
+            return now
+        delta = (
+            self.retry_in
+            if isinstance(self.retry_in, datetime.timedelta)
+            else datetime.timedelta(seconds=self.retry_in)
+        )
+        return now + delta
+
+
+class BaseRetryStrategy:
+    """Decides whether a failed job is retried. Subclass it and override
+    :meth:`get_retry_decision`."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: Job
+    ) -> RetryDecision | None:
+        """Return a :class:`RetryDecision` to retry, None to fail the job.
+
+        Args:
+            exception: what the attempt raised.
+            job: the job as it was claimed; ``job.attempts`` counts the
+                attempts so far, this one included.
+        """
+        raise NotImplementedError
+
+
+def _check_exceptions(
+    _: object, __: attrs.Attribute[object], value: tuple[type[BaseException], ...] | None
+) -> None:
+    if value is None:
+        return
+    for item in value:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(f"retry_exceptions must be exception classes, not {item!r}")
+
+
+def _to_exceptions(
+    value: Iterable[type[BaseException]] | None,
+) -> tuple[type[BaseException], ...] | None:
+    return None if value is None else tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class RetryStrategy(BaseRetryStrategy):
+    """Retry up to ``max_attempts`` attempts in all, waiting
+    ``wait + linear_wait * attempts + exponential_wait ** attempts`` seconds
+    between them (``attempts`` counts the attempts so far).
+
+    Args:
+        max_attempts: the most attempts a job gets, the first included.
+            None: no limit.
+        wait: constant part of the delay, in seconds.
+        linear_wait: part of the delay that grows with each attempt.
+        exponential_wait: base of the part of the delay that grows
+            exponentially (0: none).
+        retry_exceptions: retry only on these exception types (None: any
+            exception).
+    """
+
+    max_attempts: int | None = attrs.field(default=None)
+    wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    linear_wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    exponential_wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    retry_exceptions: tuple[type[BaseException], ...] | None = attrs.field(
+        default=None, converter=_to_exceptions, validator=_check_exceptions
+    )
+
+    @max_attempts.validator
+    def _check_max_attempts(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {value}")
+
+    def delay_seconds(self, attempts: int) -> float:
+        """The wait before the next attempt, after ``attempts`` attempts."""
+        exponential = self.exponential_wait**attempts if self.exponential_wait else 0.0
+        return self.wait + self.linear_wait * attempts + exponential
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: Job
+    ) -> RetryDecision | None:
+        if self.max_attempts is not None and job.attempts >= self.max_attempts:
+            return None
+        if self.retry_exceptions is not None and not isinstance(
+            exception, self.retry_exceptions
+        ):
+            return None
+        return RetryDecision(retry_in=self.delay_seconds(job.attempts))
+
+
+RetryValue = Union[bool, int, BaseRetryStrategy, None]
+"""What ``@app.task(retry=...)`` accepts."""
+
+
+def get_retry_strategy(retry: RetryValue) -> BaseRetryStrategy | None:
+    """Normalise the ``retry`` option of a task.
+
+    ``False``/``None``: never retry; ``True``: retry forever, at once; an int
+    ``n``: ``n`` retries, so ``n + 1`` attempts; a strategy: itself.
+    """
+    if retry is None or retry is False:
+        return None
+    if retry is True:
+        return RetryStrategy()
+    if isinstance(retry, bool) or not isinstance(retry, (int, BaseRetryStrategy)):
+        raise TypeError(
+            f"retry must be a bool, an int or a retry strategy, not {retry!r}"
+        )
+    if isinstance(retry, int):
+        if retry < 0:
+            raise ValueError(f"retry must be at least 0, not {retry}")
+        return RetryStrategy(max_attempts=retry + 1) if retry else None
+    return retry

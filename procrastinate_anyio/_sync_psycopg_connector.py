@@ -1,0 +1,150 @@
+"""The PostgreSQL connector for sync code (scripts, Django views, the sync
+API), on psycopg's sync connection and pool. It runs the same operations as
+the async connector (:mod:`._pg_ops`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from . import _pg_ops
+from ._driver import CancelParams, JobFilter
+from ._exceptions import AppNotOpen, ConnectorException
+
+if TYPE_CHECKING:
+    from ._job import Job, JobToDefer, Status
+
+T = TypeVar("T")
+
+
+def run_operation_sync(conn: psycopg.Connection[Any], op: _pg_ops.Operation[T]) -> T:
+    """Drive one operation on ``conn``; the sync twin of ``run_operation_async``.
+
+    On a connection that is already in a transaction (a caller's own), the
+    operation joins it.
+    """
+    try:
+        try:
+            statement = next(op)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        if statement is _pg_ops.BEGIN:
+            with conn.transaction():
+                return _drive(conn, op, op.send([]))
+        return _drive(conn, op, statement)
+    except psycopg.Error as exc:
+        raise _pg_ops.translate_error(exc) from exc
+
+
+def _drive(
+    conn: psycopg.Connection[Any], op: _pg_ops.Operation[T], statement: _pg_ops.Statement
+) -> T:
+    while True:
+        cursor = conn.cursor(row_factory=dict_row)
+        cursor.execute(statement.query(), statement.params or None)
+        rows: list[Any] = cursor.fetchall() if cursor.description else []
+        try:
+            statement = op.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+
+class SyncPsycopgConnector:
+    """Connects to PostgreSQL from code without an event loop.
+
+    Args:
+        conninfo: a libpq connection string or URI; empty means libpq's
+            environment variables.
+        min_size: connections the pool keeps open.
+        max_size: the most connections the pool opens at once.
+        connect_kwargs: more connection parameters, passed to psycopg.
+    """
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        connect_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ValueError(
+                f"need 0 <= min_size <= max_size and max_size >= 1, "
+                f"not min_size={min_size}, max_size={max_size}"
+            )
+        self.conninfo = conninfo
+        self.min_size = min_size
+        self.max_size = max_size
+        self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"SyncPsycopgConnector(max_size={self.max_size})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                self.conninfo,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                kwargs={**self.connect_kwargs, "autocommit": True},
+                open=False,
+                name="procrastinate_anyio",
+            )
+        )
+        try:
+            pool.open(wait=True, timeout=10)
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            pool.close()
+            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+        self._pool = pool
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _run(self, op: _pg_ops.Operation[T]) -> T:
+        if self._pool is None:
+            op.close()
+            raise AppNotOpen("The connector is not open: use `with app.open():`")
+        try:
+            with self._pool.connection() as conn:
+                return run_operation_sync(conn, op)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _pg_ops.translate_error(exc) from exc
+
+    def job_cancel(self, params: CancelParams) -> bool:
+        return self._run(_pg_ops.job_cancel(params))
+
+    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        return self._run(_pg_ops.job_defer_many(jobs))
+
+    def job_get(self, job_id: int) -> Job | None:
+        return self._run(_pg_ops.job_get(job_id))
+
+    def job_list(self, filters: JobFilter) -> list[Job]:
+        return self._run(_pg_ops.job_list(filters))
+
+    def schema_applied_migrations(self) -> list[str] | None:
+        return self._run(_pg_ops.schema_applied_migrations())
+
+    def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        return self._run(_pg_ops.schema_apply(schema_sql, migrations))

@@ -1,0 +1,103 @@
+-- Migration 0.1.0_01: the initial schema.
+
+CREATE TABLE pa_schema_migrations (
+    name text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TYPE pa_job_status AS ENUM (
+    'todo', 'doing', 'succeeded', 'failed', 'cancelled', 'aborted'
+);
+
+CREATE TABLE pa_workers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    queues text[],
+    started_at timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat timestamptz NOT NULL DEFAULT now()
+);
+
+-- worker_id deliberately has no foreign key: pruning a dead worker must not
+-- rewrite every job row that ever referenced it.
+--
+-- lock_waiting: for each lock, at most one job is "active" (doing, or todo
+-- and not waiting); the others wait behind it with lock_waiting = true and are
+-- invisible to the claim, so a claim never walks a lock's backlog. The
+-- driver's rebalance step picks the next active job when a lock frees up.
+CREATE TABLE pa_jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue_name text NOT NULL,
+    task_name text NOT NULL,
+    priority integer NOT NULL DEFAULT 0,
+    lock text,
+    queueing_lock text,
+    args jsonb NOT NULL DEFAULT '{}',
+    status pa_job_status NOT NULL DEFAULT 'todo',
+    lock_waiting boolean NOT NULL DEFAULT false,
+    scheduled_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    abort_requested boolean NOT NULL DEFAULT false,
+    worker_id bigint,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz,
+    result jsonb,
+    error_type text,
+    error_message text,
+    error_traceback text,
+    CONSTRAINT pa_jobs_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255),
+    CONSTRAINT pa_jobs_task_name_check CHECK (char_length(task_name) BETWEEN 1 AND 255),
+    CONSTRAINT pa_jobs_args_check CHECK (jsonb_typeof(args) = 'object')
+) WITH (fillfactor = 80);
+
+-- The ready set: what the claim reads. Small because finished and
+-- lock-waiting jobs are outside it.
+CREATE INDEX pa_jobs_ready_idx ON pa_jobs (priority DESC, id)
+    WHERE status = 'todo' AND NOT lock_waiting;
+CREATE INDEX pa_jobs_ready_queue_idx ON pa_jobs (queue_name, priority DESC, id)
+    WHERE status = 'todo' AND NOT lock_waiting;
+-- At most one active job per lock; at most one waiting job per queueing lock.
+CREATE UNIQUE INDEX pa_jobs_lock_active_idx ON pa_jobs (lock)
+    WHERE status = 'doing' OR (status = 'todo' AND NOT lock_waiting);
+CREATE INDEX pa_jobs_lock_todo_idx ON pa_jobs (lock, priority DESC, id)
+    WHERE status = 'todo' AND lock IS NOT NULL;
+CREATE UNIQUE INDEX pa_jobs_queueing_lock_idx ON pa_jobs (queueing_lock)
+    WHERE status = 'todo';
+CREATE INDEX pa_jobs_doing_worker_idx ON pa_jobs (worker_id)
+    WHERE status = 'doing';
+
+-- One row per periodic tick: the primary key makes a tick deferred once,
+-- however many workers try.
+CREATE TABLE pa_periodic_defers (
+    task_name text NOT NULL,
+    periodic_id text NOT NULL DEFAULT '',
+    defer_timestamp bigint NOT NULL,
+    job_id bigint,
+    PRIMARY KEY (task_name, periodic_id, defer_timestamp)
+);
+
+-- One NOTIFY per INSERT statement, whatever the number of rows: the payload
+-- lists the queues that got jobs, or omits them when the list would not fit
+-- in a notification (then every worker wakes up).
+CREATE FUNCTION pa_notify_jobs_inserted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    payload text;
+BEGIN
+    SELECT json_build_object('t', 'defer', 'q', json_agg(DISTINCT queue_name))::text
+        INTO payload FROM new_jobs;
+    IF payload IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF octet_length(payload) > 7000 THEN
+        payload := '{"t":"defer"}';
+    END IF;
+    PERFORM pg_notify('pa_events', payload);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER pa_jobs_notify_inserted
+    AFTER INSERT ON pa_jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION pa_notify_jobs_inserted();

@@ -1,0 +1,213 @@
+-- Named queries of the PostgreSQL driver. Each block starts with
+-- "-- name: <name>" and runs as one statement with psycopg's %(param)s style.
+-- Block names follow the driver operations that use them.
+
+-- name: job_defer_many
+-- Jobs with a lock are inserted waiting; job_lock_rebalance_* then picks the
+-- active one. RETURNING gives ids in insertion order, which is input order.
+INSERT INTO pa_jobs (
+    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, lock_waiting
+)
+SELECT q, t, p, l, ql, a, s, l IS NOT NULL
+FROM unnest(
+    %(queues)s::text[], %(task_names)s::text[], %(priorities)s::integer[],
+    %(locks)s::text[], %(queueing_locks)s::text[], %(args)s::jsonb[],
+    %(scheduled_ats)s::timestamptz[]
+) WITH ORDINALITY AS u (q, t, p, l, ql, a, s, n)
+ORDER BY n
+RETURNING id;
+
+-- name: job_lock_acquire
+-- Serialises the writers of the given locks (defer, finish, cancel) for the
+-- rest of the transaction. Sorted, so two writers never deadlock.
+SELECT pg_advisory_xact_lock(hashtextextended('pa_jobs.lock:' || lock, 0))
+FROM (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock ORDER BY 1) AS locks;
+
+-- name: job_lock_rebalance_demote
+-- For each free lock (no doing job), demote an active todo job that is not the
+-- best candidate any more (a job of higher priority arrived). Candidates: due
+-- jobs, and jobs already started once (a job waiting for its retry keeps its
+-- place, so a lock's jobs stay in order).
+WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
+best AS (
+    SELECT locks.lock, b.id
+    FROM locks
+    CROSS JOIN LATERAL (
+        SELECT id FROM pa_jobs
+        WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+          AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
+        ORDER BY priority DESC, id
+        LIMIT 1
+    ) AS b
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pa_jobs WHERE pa_jobs.lock = locks.lock AND status = 'doing'
+    )
+)
+UPDATE pa_jobs SET lock_waiting = true
+FROM best
+WHERE pa_jobs.lock = best.lock AND pa_jobs.status = 'todo'
+  AND NOT pa_jobs.lock_waiting AND pa_jobs.id <> best.id;
+
+-- name: job_lock_rebalance_promote
+-- For each lock with no active job, make its best candidate active.
+WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
+best AS (
+    SELECT b.id
+    FROM locks
+    CROSS JOIN LATERAL (
+        SELECT id FROM pa_jobs
+        WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+          AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
+        ORDER BY priority DESC, id
+        LIMIT 1
+    ) AS b
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pa_jobs
+        WHERE pa_jobs.lock = locks.lock
+          AND (status = 'doing' OR (status = 'todo' AND NOT lock_waiting))
+    )
+)
+UPDATE pa_jobs SET lock_waiting = false
+FROM best
+WHERE pa_jobs.id = best.id;
+
+-- name: job_get
+SELECT * FROM pa_jobs WHERE id = %(job_id)s;
+
+-- name: job_list
+SELECT * FROM pa_jobs
+WHERE (%(id)s::bigint IS NULL OR id = %(id)s::bigint)
+  AND (%(queue)s::text IS NULL OR queue_name = %(queue)s::text)
+  AND (%(task_name)s::text IS NULL OR task_name = %(task_name)s::text)
+  AND (%(status)s::pa_job_status IS NULL OR status = %(status)s::pa_job_status)
+  AND (%(lock)s::text IS NULL OR lock = %(lock)s::text)
+  AND (%(queueing_lock)s::text IS NULL OR queueing_lock = %(queueing_lock)s::text)
+  AND (%(worker_id)s::bigint IS NULL OR worker_id = %(worker_id)s::bigint)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: job_cancel
+-- One job: todo -> cancelled (or deleted); doing + abort -> abort requested,
+-- with a notification so that the worker running it hears at once.
+-- Returns one row when the job exists: cancelled is true when this call
+-- cancelled (or deleted) it or asked it to abort.
+WITH target AS (
+    SELECT id, status FROM pa_jobs WHERE id = %(job_id)s FOR UPDATE
+),
+deleted AS (
+    DELETE FROM pa_jobs USING target
+    WHERE pa_jobs.id = target.id AND target.status = 'todo' AND %(delete_job)s
+    RETURNING pa_jobs.id
+),
+cancelled AS (
+    UPDATE pa_jobs SET status = 'cancelled', finished_at = now(), lock_waiting = false
+    FROM target
+    WHERE pa_jobs.id = target.id AND target.status = 'todo' AND NOT %(delete_job)s
+    RETURNING pa_jobs.id
+),
+aborted AS (
+    UPDATE pa_jobs SET abort_requested = true
+    FROM target
+    WHERE pa_jobs.id = target.id AND target.status = 'doing' AND %(abort)s
+    RETURNING pa_jobs.id, pg_notify('pa_events', json_build_object('t', 'abort', 'j', pa_jobs.id)::text)
+)
+SELECT EXISTS (SELECT 1 FROM deleted) OR EXISTS (SELECT 1 FROM cancelled)
+       OR EXISTS (SELECT 1 FROM aborted) AS cancelled,
+       target.status = 'todo' AS was_todo
+FROM target;
+
+-- name: job_fetch_many
+-- The batch claim: up to %(limit)s ready jobs in one round trip.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM pa_jobs
+    WHERE status = 'todo' AND NOT lock_waiting
+      AND (scheduled_at IS NULL OR scheduled_at <= now())
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pa_jobs
+SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
+    attempts = pa_jobs.attempts + 1, abort_requested = false
+FROM picked
+WHERE pa_jobs.id = picked.id
+RETURNING pa_jobs.*;
+
+-- name: job_fetch_many_queues
+-- The batch claim restricted to some queues.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM pa_jobs
+    WHERE status = 'todo' AND NOT lock_waiting
+      AND (scheduled_at IS NULL OR scheduled_at <= now())
+      AND queue_name = ANY(%(queues)s::text[])
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pa_jobs
+SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
+    attempts = pa_jobs.attempts + 1, abort_requested = false
+FROM picked
+WHERE pa_jobs.id = picked.id
+RETURNING pa_jobs.*;
+
+-- name: job_finish_many
+-- Batched completion: one statement for many outcomes, guarded by the
+-- current status so that a job finished elsewhere (or recovered) is left
+-- alone. A retried job goes back to todo; it keeps its place on its lock
+-- unless the retry moves it to another lock.
+WITH outcome AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(statuses)s::pa_job_status[], %(results)s::jsonb[],
+        %(error_types)s::text[], %(error_messages)s::text[], %(error_tracebacks)s::text[],
+        %(retry_ats)s::timestamptz[], %(retry_priorities)s::integer[],
+        %(retry_queues)s::text[], %(retry_locks)s::text[], %(deletes)s::boolean[]
+    ) AS o (id, status, result, error_type, error_message, error_traceback,
+            retry_at, retry_priority, retry_queue, retry_lock, delete_job)
+),
+deleted AS (
+    DELETE FROM pa_jobs USING outcome
+    WHERE pa_jobs.id = outcome.id AND outcome.delete_job AND pa_jobs.status = 'doing'
+    RETURNING pa_jobs.id
+)
+UPDATE pa_jobs SET
+    status = o.status,
+    result = o.result,
+    error_type = o.error_type,
+    error_message = o.error_message,
+    error_traceback = o.error_traceback,
+    finished_at = CASE WHEN o.status = 'todo' THEN NULL ELSE now() END,
+    scheduled_at = CASE WHEN o.status = 'todo' THEN o.retry_at ELSE pa_jobs.scheduled_at END,
+    priority = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_priority, pa_jobs.priority)
+               ELSE pa_jobs.priority END,
+    queue_name = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_queue, pa_jobs.queue_name)
+                 ELSE pa_jobs.queue_name END,
+    lock = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_lock, pa_jobs.lock)
+           ELSE pa_jobs.lock END,
+    lock_waiting = o.status = 'todo' AND o.retry_lock IS NOT NULL
+                   AND o.retry_lock IS DISTINCT FROM pa_jobs.lock
+FROM outcome AS o
+WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing';
+
+-- name: worker_register
+INSERT INTO pa_workers (name, queues) VALUES (%(name)s, %(queues)s) RETURNING id;
+
+-- name: worker_heartbeat
+UPDATE pa_workers SET last_heartbeat = now() WHERE id = %(worker_id)s RETURNING id;
+
+-- name: worker_unregister
+DELETE FROM pa_workers WHERE id = %(worker_id)s;
+
+-- name: schema_applied_migrations
+SELECT name FROM pa_schema_migrations ORDER BY name;
+
+-- name: schema_table_exists
+SELECT to_regclass(%(name)s) IS NOT NULL AS exists;
+
+-- name: schema_record_migrations
+INSERT INTO pa_schema_migrations (name)
+SELECT unnest(%(names)s::text[])
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schema_lock
+SELECT pg_advisory_xact_lock(hashtextextended('pa_schema_migrations', 0));
