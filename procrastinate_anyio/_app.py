@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from ._blueprint import Blueprint
 from ._deferrer import JobDeferrer, JobTemplate
@@ -15,8 +18,11 @@ from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
 from ._schema import SchemaManager
 from ._task import DEFAULT_QUEUE
+from ._worker import Worker
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from ._driver import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.app")
@@ -150,6 +156,41 @@ class App(Blueprint):
         )
         return JobDeferrer(self.job_manager, template)
 
+    async def run_worker(
+        self,
+        *,
+        task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
+        """Run a worker until it is stopped (SIGINT/SIGTERM, ``worker.stop()``,
+        cancellation of the caller's scope, or ``wait=False`` with no job left).
+
+        Opens the connector if it is not open (and closes what it opened).
+        In a task group, ``worker = await tg.start(partial(app.run_worker,
+        ...))`` returns the :class:`Worker` once it is registered and listening.
+
+        Args:
+            **options: :class:`WorkerOptions` fields, over ``worker_defaults``.
+        """
+        worker = Worker(self, **{**self.worker_defaults, **options})
+        self.perform_import_paths()
+        opened = not self.connector.is_open
+        if opened:
+            await self.connector.open_async()
+        try:
+            await worker.run(task_status=task_status)
+        finally:
+            if opened:
+                with anyio.CancelScope(shield=True):
+                    await self.connector.close_async()
+
+    def run_worker_sync(self, *, backend: str = "asyncio", **options: Any) -> None:
+        """Run a worker from sync code: ``anyio.run`` on ``backend``
+        ("asyncio" or "trio") of :meth:`run_worker`."""
+        if backend not in ("asyncio", "trio"):
+            raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
+        anyio.run(functools.partial(self.run_worker, **options), backend=backend)
+
     def perform_import_paths(self) -> None:
         """Import the modules of ``import_paths``.
 
@@ -190,5 +231,3 @@ def load_app(path: str) -> App:
     if not isinstance(app, App):
         raise LoadFromPathError(f"{path!r} is a {type(app).__name__}, not an App")
     return app
-
-

@@ -146,7 +146,9 @@ class Blueprint:
         if blueprint._parent is not None:
             raise ValueError("this blueprint was already added elsewhere")
         if not namespace or ":" in namespace:
-            raise ValueError(f"namespace must be a non-empty name without ':', not {namespace!r}")
+            raise ValueError(
+                f"namespace must be a non-empty name without ':', not {namespace!r}"
+            )
         for task in blueprint.tasks.values():
             for name in (task.name, *task.aliases):
                 new_name = f"{namespace}:{name}"

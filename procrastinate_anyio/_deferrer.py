@@ -119,7 +119,9 @@ class JobTemplate:
             changes.setdefault("schedule_at", None)
         return attrs.evolve(self, **changes)
 
-    def make_job(self, arguments: Mapping[str, Any], now: datetime.datetime) -> JobToDefer:
+    def make_job(
+        self, arguments: Mapping[str, Any], now: datetime.datetime
+    ) -> JobToDefer:
         """Validate ``arguments`` and build the job.
 
         Raises:
@@ -177,7 +179,9 @@ class JobDeferrer:
         self.template = template
 
     def __repr__(self) -> str:
-        return f"JobDeferrer({self.template.task_name!r}, queue={self.template.queue!r})"
+        return (
+            f"JobDeferrer({self.template.task_name!r}, queue={self.template.queue!r})"
+        )
 
     def _jobs(self, task_kwargs: Sequence[Mapping[str, Any]]) -> list[JobToDefer]:
         now = now_utc()

@@ -17,14 +17,17 @@ object. The shape follows River's ``riverdriver`` interface.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
+import anyio
 import attrs
 
 from ._job import Job, JobError, Status
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from ._job import JobToDefer
     from ._json import JSONValue
 
@@ -90,6 +93,17 @@ class CancelParams:
     delete_job: bool = False
 
 
+@attrs.frozen(kw_only=True)
+class Notification:
+    """What a listening worker hears: new jobs (``kind="defer"``, in
+    ``queues``, or in unknown queues when None) or an abort request
+    (``kind="abort"`` for ``job_id``)."""
+
+    kind: Literal["defer", "abort"]
+    queues: tuple[str, ...] | None = None
+    job_id: int | None = None
+
+
 class AsyncConnector(Protocol):
     """A storage backend for async code, on asyncio or Trio.
 
@@ -137,6 +151,10 @@ class AsyncConnector(Protocol):
         """
         ...
 
+    async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
+        """Which of these jobs have an abort request."""
+        ...
+
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
         """Claim up to ``params.limit`` ready jobs (move them to ``doing``),
         highest priority first, then oldest first."""
@@ -153,6 +171,23 @@ class AsyncConnector(Protocol):
 
     async def job_list(self, filters: JobFilter) -> list[Job]:
         """Jobs matching ``filters``, by id."""
+        ...
+
+    async def listen(
+        self,
+        on_notification: Callable[[Notification], object],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen for notifications until cancelled, calling
+        ``on_notification`` for each (in the listening task).
+
+        Signals ``task_status.started()`` once listening: a job deferred
+        after that is heard.
+
+        Raises:
+            ConnectorException: the connection failed or was lost.
+        """
         ...
 
     async def schema_applied_migrations(self) -> list[str] | None:
@@ -173,8 +208,11 @@ class AsyncConnector(Protocol):
         """Refresh a worker's heartbeat. False if the worker row is gone."""
         ...
 
-    async def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
-        """Add a worker row; returns its id."""
+    async def worker_register(
+        self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
+    ) -> int:
+        """Add a worker row; returns its id. With ``worker_id``, re-create the
+        row of a live worker whose row was pruned, under the same id."""
         ...
 
     async def worker_unregister(self, worker_id: int) -> None:

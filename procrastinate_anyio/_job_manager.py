@@ -63,7 +63,7 @@ class JobManager:
     async def list_jobs_async(
         self,
         *,
-        id: int | None = None,  # noqa: A002  # the name Procrastinate users know
+        id: int | None = None,  # the name Procrastinate users know
         queue: str | None = None,
         task: str | None = None,
         status: Status | str | None = None,
@@ -80,7 +80,7 @@ class JobManager:
     def list_jobs(
         self,
         *,
-        id: int | None = None,  # noqa: A002  # the name Procrastinate users know
+        id: int | None = None,  # the name Procrastinate users know
         queue: str | None = None,
         task: str | None = None,
         status: Status | str | None = None,
@@ -115,9 +115,8 @@ class JobManager:
         )
 
 
-
 def _filters(
-    id: int | None,  # noqa: A002  # mirrors list_jobs
+    id: int | None,  # mirrors list_jobs
     queue: str | None,
     task: str | None,
     status: Status | str | None,

@@ -13,15 +13,19 @@ from __future__ import annotations
 import datetime
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.lowlevel
 import attrs
 
 from . import _json
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
 from ._exceptions import AlreadyEnqueued
 from ._job import Job, JobToDefer, Status
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
 
 
 def _utcnow() -> datetime.datetime:
@@ -38,7 +42,9 @@ class _Row:
     @property
     def is_lock_active(self) -> bool:
         status = self.job.status
-        return status is Status.DOING or (status is Status.TODO and not self.lock_waiting)
+        return status is Status.DOING or (
+            status is Status.TODO and not self.lock_waiting
+        )
 
 
 @attrs.define
@@ -59,6 +65,7 @@ class InMemoryStore:
         self.rows: dict[int, _Row] = {}
         self.workers: dict[int, _Worker] = {}
         self.applied_migrations: list[str] | None = None
+        self.listeners: list[Callable[[Notification], object]] = []
         self._job_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -66,6 +73,12 @@ class InMemoryStore:
         """Forget every job and worker (between tests)."""
         self.rows.clear()
         self.workers.clear()
+
+    def notify(self, notification: Notification) -> None:
+        """Deliver to every listener, like NOTIFY (call from the event loop's
+        thread: listeners set AnyIO events)."""
+        for listener in list(self.listeners):
+            listener(notification)
 
     # -- locks ---------------------------------------------------------------
 
@@ -84,9 +97,17 @@ class InMemoryStore:
             if any(r.job.status is Status.DOING for r in rows):
                 continue
             candidates = [r for r in rows if self._is_candidate(r, now)]
-            if not candidates:
-                continue
-            best = min(candidates, key=lambda r: (-r.job.priority, r.job.id))
+            if candidates:
+                best = min(candidates, key=lambda r: (-r.job.priority, r.job.id))
+            else:
+                # Only future jobs: the earliest must be active, to be
+                # fetched once due (nothing rebalances when time passes).
+                todo = [r for r in rows if r.job.status is Status.TODO]
+                if not todo:
+                    continue
+                best = min(
+                    todo, key=lambda r: (r.job.scheduled_at, -r.job.priority, r.job.id)
+                )
             for row in rows:
                 if row.job.status is Status.TODO:
                     row.lock_waiting = row is not best
@@ -94,7 +115,11 @@ class InMemoryStore:
     # -- jobs ----------------------------------------------------------------
 
     def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        waiting = {r.job.queueing_lock for r in self.rows.values() if r.job.status is Status.TODO}
+        waiting = {
+            r.job.queueing_lock
+            for r in self.rows.values()
+            if r.job.status is Status.TODO
+        }
         seen: set[str] = set()
         for job in jobs:
             if job.queueing_lock is None:
@@ -126,6 +151,12 @@ class InMemoryStore:
             )
             ids.append(job_id)
         self._rebalance([job.lock for job in jobs if job.lock is not None])
+        if jobs:
+            self.notify(
+                Notification(
+                    kind="defer", queues=tuple(sorted({job.queue for job in jobs}))
+                )
+            )
         return ids
 
     def job_get(self, job_id: int) -> Job | None:
@@ -159,15 +190,25 @@ class InMemoryStore:
             if params.delete_job:
                 del self.rows[job.id]
             else:
-                row.job = attrs.evolve(job, status=Status.CANCELLED, finished_at=self.clock())
+                row.job = attrs.evolve(
+                    job, status=Status.CANCELLED, finished_at=self.clock()
+                )
                 row.lock_waiting = False
             if job.lock is not None:
                 self._rebalance([job.lock])
             return True
         if job.status is Status.DOING and params.abort:
             row.job = attrs.evolve(job, abort_requested=True)
+            self.notify(Notification(kind="abort", job_id=job.id))
             return True
         return False
+
+    def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
+        return [
+            job_id
+            for job_id in job_ids
+            if (row := self.rows.get(job_id)) is not None and row.job.abort_requested
+        ]
 
     def job_fetch_many(self, params: FetchParams) -> list[Job]:
         now = self.clock()
@@ -209,7 +250,9 @@ class InMemoryStore:
                 del self.rows[job.id]
                 continue
             if outcome.status is Status.TODO:
-                new_lock = outcome.retry_lock if outcome.retry_lock is not None else job.lock
+                new_lock = (
+                    outcome.retry_lock if outcome.retry_lock is not None else job.lock
+                )
                 if new_lock is not None:
                     locks.append(new_lock)
                 row.lock_waiting = new_lock is not None and new_lock != job.lock
@@ -233,7 +276,9 @@ class InMemoryStore:
                 row.job = attrs.evolve(
                     job,
                     status=outcome.status,
-                    result=outcome.result if outcome.status is Status.SUCCEEDED else None,
+                    result=outcome.result
+                    if outcome.status is Status.SUCCEEDED
+                    else None,
                     error=outcome.error,
                     finished_at=now,
                 )
@@ -241,9 +286,15 @@ class InMemoryStore:
 
     # -- workers -------------------------------------------------------------
 
-    def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
+    def worker_register(
+        self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
+    ) -> int:
         now = self.clock()
-        worker_id = next(self._worker_ids)
+        if worker_id is None:
+            worker_id = next(self._worker_ids)
+        elif worker_id in self.workers:
+            self.workers[worker_id].last_heartbeat = now
+            return worker_id
         self.workers[worker_id] = _Worker(
             id=worker_id,
             name=name,
@@ -266,9 +317,14 @@ class InMemoryStore:
     # -- schema --------------------------------------------------------------
 
     def schema_applied_migrations(self) -> list[str] | None:
-        return None if self.applied_migrations is None else list(self.applied_migrations)
+        # By name, like the schema_applied_migrations query.
+        return (
+            None if self.applied_migrations is None else sorted(self.applied_migrations)
+        )
 
-    def schema_apply(self, schema_sql: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
         done = set(self.applied_migrations or [])
         missing = [name for name, _ in migrations if name not in done]
         self.applied_migrations = [*(self.applied_migrations or []), *missing]
@@ -307,7 +363,9 @@ class InMemorySyncConnector:
     def schema_applied_migrations(self) -> list[str] | None:
         return self.store.schema_applied_migrations()
 
-    def schema_apply(self, schema_sql: str, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
         return self.store.schema_apply(schema_sql, migrations)
 
 
@@ -355,6 +413,10 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.job_defer_many(jobs)
 
+    async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_abort_requested_many(job_ids)
+
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
         await anyio.lowlevel.checkpoint()
         return self.store.job_fetch_many(params)
@@ -371,6 +433,20 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.job_list(filters)
 
+    async def listen(
+        self,
+        on_notification: Callable[[Notification], object],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.listeners.append(on_notification)
+        try:
+            task_status.started()
+            await anyio.sleep_forever()
+        finally:
+            self.store.listeners.remove(on_notification)
+
     async def schema_applied_migrations(self) -> list[str] | None:
         await anyio.lowlevel.checkpoint()
         return self.store.schema_applied_migrations()
@@ -385,9 +461,11 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.worker_heartbeat(worker_id)
 
-    async def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
+    async def worker_register(
+        self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
+    ) -> int:
         await anyio.lowlevel.checkpoint()
-        return self.store.worker_register(name, queues)
+        return self.store.worker_register(name, queues, worker_id)
 
     async def worker_unregister(self, worker_id: int) -> None:
         await anyio.lowlevel.checkpoint()

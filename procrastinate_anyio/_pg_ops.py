@@ -11,6 +11,7 @@ sync and async connections.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -18,7 +19,7 @@ import attrs
 from psycopg import errors as pg_errors
 
 from . import _json
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
 from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
 from ._job import Job, JobError, JobToDefer, Status
 from ._sql import queries
@@ -81,14 +82,25 @@ def job_from_row(row: Row) -> Job:
     )
 
 
+_QUEUEING_LOCK_DETAIL: Final = re.compile(
+    r"^Key \(queueing_lock\)=\((?P<lock>.*)\) already exists\.$", re.DOTALL
+)
+
+
 def translate_error(exc: Exception) -> Exception:
     """Turn a psycopg error into the library's exception for it."""
     if isinstance(exc, pg_errors.UniqueViolation):
         constraint = exc.diag.constraint_name
         if constraint == "pa_jobs_queueing_lock_idx":
+            # "Key (queueing_lock)=(value) already exists." (in English: the
+            # server's lc_messages may translate it, then the lock is unknown)
+            detail = exc.diag.message_detail or ""
+            match = _QUEUEING_LOCK_DETAIL.match(detail)
+            queueing_lock = match["lock"] if match else None
+            shown = repr(queueing_lock) if match else detail or str(exc)
             return AlreadyEnqueued(
-                "A job with this queueing lock is already waiting: "
-                f"{exc.diag.message_detail or exc}"
+                f"A job with this queueing lock is already waiting: {shown}",
+                queueing_lock=queueing_lock,
             )
     return ConnectorException(f"{type(exc).__name__}: {exc}".strip())
 
@@ -151,6 +163,28 @@ def job_cancel(params: CancelParams) -> Operation[bool]:
     return cancelled
 
 
+def job_abort_requested_many(job_ids: Sequence[int]) -> Operation[list[int]]:
+    rows = yield Statement("job_abort_requested_many", {"job_ids": list(job_ids)})
+    return [row["id"] for row in rows]
+
+
+def parse_notification(payload: str) -> Notification | None:
+    """Read a ``pa_events`` payload; None for one we do not understand (a newer
+    version's), which is ignored rather than fatal."""
+    try:
+        data = _json.loads(payload)
+        if data["t"] == "defer":
+            queues = data.get("q")
+            return Notification(
+                kind="defer", queues=None if queues is None else tuple(queues)
+            )
+        if data["t"] == "abort":
+            return Notification(kind="abort", job_id=int(data["j"]))
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
     if params.queues is None:
         statement = Statement(
@@ -192,7 +226,9 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
             ],
             "error_types": [o.error.type if o.error else None for o in outcomes],
             "error_messages": [o.error.message if o.error else None for o in outcomes],
-            "error_tracebacks": [o.error.traceback if o.error else None for o in outcomes],
+            "error_tracebacks": [
+                o.error.traceback if o.error else None for o in outcomes
+            ],
             "retry_ats": [o.retry_at for o in outcomes],
             "retry_priorities": [o.retry_priority for o in outcomes],
             "retry_queues": [o.retry_queue for o in outcomes],
@@ -209,10 +245,16 @@ def worker_heartbeat(worker_id: int) -> Operation[bool]:
     return bool(rows)
 
 
-def worker_register(name: str, queues: Sequence[str] | None) -> Operation[int]:
-    rows = yield Statement(
-        "worker_register", {"name": name, "queues": None if queues is None else list(queues)}
-    )
+def worker_register(
+    name: str, queues: Sequence[str] | None, worker_id: int | None = None
+) -> Operation[int]:
+    params = {"name": name, "queues": None if queues is None else list(queues)}
+    if worker_id is None:
+        rows = yield Statement("worker_register", params)
+    else:
+        rows = yield Statement(
+            "worker_register_again", {**params, "worker_id": worker_id}
+        )
     worker_id: int = rows[0]["id"]
     return worker_id
 
@@ -229,7 +271,9 @@ def schema_applied_migrations() -> Operation[list[str] | None]:
     return [row["name"] for row in rows]
 
 
-def schema_apply(schema_sql: str, migrations: Sequence[tuple[str, str]]) -> Operation[list[str]]:
+def schema_apply(
+    schema_sql: str, migrations: Sequence[tuple[str, str]]
+) -> Operation[list[str]]:
     """Bring the schema up to date, in one transaction, one runner at a time.
 
     Args:

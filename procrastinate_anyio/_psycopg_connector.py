@@ -6,23 +6,29 @@ It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import psycopg
 
 from . import _pg, _pg_ops
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome
+from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
 from ._exceptions import AppNotOpen, ConnectorException
 from ._sync_psycopg_connector import SyncPsycopgConnector
 
 if TYPE_CHECKING:
-    from ._job import Job, JobToDefer, Status
+    from anyio.abc import TaskStatus
+
+    from ._job import Job, JobToDefer
 
 T = TypeVar("T")
 
 
-async def run_operation_async(conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T]) -> T:
+async def run_operation_async(
+    conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T]
+) -> T:
     """Drive one operation on ``conn``, inside a transaction if it asks for one.
 
     psycopg errors are translated into the library's exceptions.
@@ -42,7 +48,9 @@ async def run_operation_async(conn: _pg.AnyioConnection[Any], op: _pg_ops.Operat
 
 
 async def _drive(
-    conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T], statement: _pg_ops.Statement
+    conn: _pg.AnyioConnection[Any],
+    op: _pg_ops.Operation[T],
+    statement: _pg_ops.Statement,
 ) -> T:
     while True:
         cursor = await conn.execute(statement.query(), statement.params or None)
@@ -131,6 +139,9 @@ class PsycopgConnector:
     async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
         return await self._run(_pg_ops.job_defer_many(jobs))
 
+    async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
+        return await self._run(_pg_ops.job_abort_requested_many(job_ids))
+
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
         return await self._run(_pg_ops.job_fetch_many(params))
 
@@ -143,6 +154,34 @@ class PsycopgConnector:
     async def job_list(self, filters: JobFilter) -> list[Job]:
         return await self._run(_pg_ops.job_list(filters))
 
+    async def listen(
+        self,
+        on_notification: Callable[[Notification], object],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """LISTEN on a dedicated connection (a query on a connection inside
+        ``notifies()`` would wait for the iteration to end).
+
+        Cancellation: the connection is closed, shielded.
+        """
+        conn = await self.connect_listener()
+        try:
+            try:
+                await conn.execute(_pg_ops.Statement("listen").query())
+                task_status.started()
+                async with aclosing(conn.notifies()) as notifies:
+                    async for notify in notifies:
+                        notification = _pg_ops.parse_notification(notify.payload)
+                        if notification is not None:
+                            on_notification(notification)
+            except psycopg.Error as exc:
+                raise ConnectorException(f"Lost the LISTEN connection: {exc}") from exc
+            raise ConnectorException("The LISTEN connection stopped delivering")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
     async def schema_applied_migrations(self) -> list[str] | None:
         return await self._run(_pg_ops.schema_applied_migrations())
 
@@ -154,8 +193,10 @@ class PsycopgConnector:
     async def worker_heartbeat(self, worker_id: int) -> bool:
         return await self._run(_pg_ops.worker_heartbeat(worker_id))
 
-    async def worker_register(self, name: str, queues: Sequence[str] | None) -> int:
-        return await self._run(_pg_ops.worker_register(name, queues))
+    async def worker_register(
+        self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
+    ) -> int:
+        return await self._run(_pg_ops.worker_register(name, queues, worker_id))
 
     async def worker_unregister(self, worker_id: int) -> None:
         await self._run(_pg_ops.worker_unregister(worker_id))

@@ -66,7 +66,9 @@ class BaseRetryStrategy:
 
 
 def _check_exceptions(
-    _: object, __: attrs.Attribute[object], value: tuple[type[BaseException], ...] | None
+    _: object,
+    __: attrs.Attribute[object],
+    value: tuple[type[BaseException], ...] | None,
 ) -> None:
     if value is None:
         return
@@ -107,7 +109,9 @@ class RetryStrategy(BaseRetryStrategy):
     )
 
     @max_attempts.validator
-    def _check_max_attempts(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+    def _check_max_attempts(
+        self, _: attrs.Attribute[int | None], value: int | None
+    ) -> None:
         if value is not None and value < 1:
             raise ValueError(f"max_attempts must be at least 1, not {value}")
 

@@ -45,18 +45,24 @@ def _sort_key(name: str) -> tuple[tuple[int, ...], bool, int]:
 def migration_names(folder: pathlib.Path | None = None) -> list[str]:
     """The migration file names, in the order they apply."""
     folder = folder or get_migrations_path()
-    return sorted((p.name for p in folder.iterdir() if p.suffix == ".sql"), key=_sort_key)
+    return sorted(
+        (p.name for p in folder.iterdir() if p.suffix == ".sql"), key=_sort_key
+    )
 
 
 def get_migrations_path() -> pathlib.Path:
     """The folder of the migration files (``schema --migrations-path``)."""
-    return pathlib.Path(str(importlib.resources.files(__package__) / "sql" / "migrations"))
+    return pathlib.Path(
+        str(importlib.resources.files(__package__) / "sql" / "migrations")
+    )
 
 
 def read_migrations() -> list[tuple[str, str]]:
     """``(name, sql)`` of every migration, in order."""
     folder = get_migrations_path()
-    return [(name, (folder / name).read_text("utf-8")) for name in migration_names(folder)]
+    return [
+        (name, (folder / name).read_text("utf-8")) for name in migration_names(folder)
+    ]
 
 
 @attrs.frozen
@@ -81,7 +87,9 @@ class SchemaStatus:
         if not self.exists:
             return "no schema: run `procrastinate-anyio schema --apply`"
         if self.missing:
-            return f"{len(self.missing)} migration(s) to apply: {', '.join(self.missing)}"
+            return (
+                f"{len(self.missing)} migration(s) to apply: {', '.join(self.missing)}"
+            )
         if self.unknown:
             return (
                 "the database has migrations this version does not know: "

@@ -16,7 +16,7 @@ from ._driver import CancelParams, JobFilter
 from ._exceptions import AppNotOpen, ConnectorException
 
 if TYPE_CHECKING:
-    from ._job import Job, JobToDefer, Status
+    from ._job import Job, JobToDefer
 
 T = TypeVar("T")
 
@@ -42,7 +42,9 @@ def run_operation_sync(conn: psycopg.Connection[Any], op: _pg_ops.Operation[T]) 
 
 
 def _drive(
-    conn: psycopg.Connection[Any], op: _pg_ops.Operation[T], statement: _pg_ops.Statement
+    conn: psycopg.Connection[Any],
+    op: _pg_ops.Operation[T],
+    statement: _pg_ops.Statement,
 ) -> T:
     while True:
         cursor = conn.cursor(row_factory=dict_row)

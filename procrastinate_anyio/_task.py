@@ -72,7 +72,9 @@ class Task(Generic[P, R]):
     def add_namespace(self, namespace: str) -> None:
         """Prefix the task's name and aliases with ``namespace:``."""
         self.name = check_name("task name", f"{namespace}:{self.name}")
-        self.aliases = [check_name("task alias", f"{namespace}:{a}") for a in self.aliases]
+        self.aliases = [
+            check_name("task alias", f"{namespace}:{a}") for a in self.aliases
+        ]
 
     def _template(self) -> JobTemplate:
         return JobTemplate(
@@ -156,6 +158,12 @@ def _timeout_seconds(timeout: float | datetime.timedelta | None) -> float | None
     seconds = (
         timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
     )
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or seconds <= 0
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds, not {timeout!r}"
+        )
     return float(seconds)

@@ -27,19 +27,27 @@ FROM (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock ORDER BY 1) AS locks;
 -- For each free lock (no doing job), demote an active todo job that is not the
 -- best candidate any more (a job of higher priority arrived). Candidates: due
 -- jobs, and jobs already started once (a job waiting for its retry keeps its
--- place, so a lock's jobs stay in order).
+-- place, so a lock's jobs stay in order). When a lock has no candidate, its
+-- earliest scheduled job is the best: it must be active to be fetched once
+-- due, since nothing rebalances a lock when time passes.
 WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
 best AS (
     SELECT locks.lock, b.id
     FROM locks
     CROSS JOIN LATERAL (
-        SELECT id FROM pa_jobs
-        WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-          AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
-        ORDER BY priority DESC, id
-        LIMIT 1
+        SELECT coalesce(
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+               AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
+             ORDER BY priority DESC, id
+             LIMIT 1),
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+             ORDER BY scheduled_at, priority DESC, id
+             LIMIT 1)
+        ) AS id
     ) AS b
-    WHERE NOT EXISTS (
+    WHERE b.id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM pa_jobs WHERE pa_jobs.lock = locks.lock AND status = 'doing'
     )
 )
@@ -55,13 +63,19 @@ best AS (
     SELECT b.id
     FROM locks
     CROSS JOIN LATERAL (
-        SELECT id FROM pa_jobs
-        WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-          AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
-        ORDER BY priority DESC, id
-        LIMIT 1
+        SELECT coalesce(
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+               AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
+             ORDER BY priority DESC, id
+             LIMIT 1),
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
+             ORDER BY scheduled_at, priority DESC, id
+             LIMIT 1)
+        ) AS id
     ) AS b
-    WHERE NOT EXISTS (
+    WHERE b.id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM pa_jobs
         WHERE pa_jobs.lock = locks.lock
           AND (status = 'doing' OR (status = 'todo' AND NOT lock_waiting))
@@ -189,8 +203,22 @@ UPDATE pa_jobs SET
 FROM outcome AS o
 WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing';
 
+-- name: job_abort_requested_many
+SELECT id FROM pa_jobs WHERE id = ANY(%(job_ids)s::bigint[]) AND abort_requested;
+
+-- name: listen
+LISTEN pa_events;
+
 -- name: worker_register
 INSERT INTO pa_workers (name, queues) VALUES (%(name)s, %(queues)s) RETURNING id;
+
+-- name: worker_register_again
+-- A live worker whose row was pruned takes its id back, so its running jobs
+-- still point at it.
+INSERT INTO pa_workers (id, name, queues) OVERRIDING SYSTEM VALUE
+VALUES (%(worker_id)s, %(name)s, %(queues)s)
+ON CONFLICT (id) DO UPDATE SET last_heartbeat = now()
+RETURNING id;
 
 -- name: worker_heartbeat
 UPDATE pa_workers SET last_heartbeat = now() WHERE id = %(worker_id)s RETURNING id;

@@ -1,0 +1,281 @@
+"""Run one job and turn what happened into a :class:`JobOutcome`.
+
+Each job runs in its own cancel scope, a child of the worker's task group: an
+abort, a timeout and a shutdown all cancel that scope, and
+:class:`RunningJob` remembers which of them did, because the outcome differs
+(aborted, failed with a timeout, back to todo or aborted). Sync tasks run in a
+worker thread; a thread cannot be cancelled, so they are told through
+:meth:`JobContext.should_abort` and the scope waits for them to return.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import functools
+import logging
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from . import _json
+from ._context import AbortSignal, JobContext
+from ._driver import JobOutcome
+from ._exceptions import ProcrastinateException, TaskNotFound
+from ._job import Job, JobError, Status
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._retry import BaseRetryStrategy
+    from ._task import Task
+
+logger = logging.getLogger("procrastinate_anyio.worker")
+
+
+class JobInterrupted(ProcrastinateException):
+    """The worker stopped while the job was running (shown to retry strategies)."""
+
+
+class StopReason(enum.Enum):
+    """Why a running job's scope was cancelled."""
+
+    ABORT = "abort"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+
+
+@attrs.define(eq=False)
+class RunningJob:
+    """A job in flight, as the worker tracks it."""
+
+    job: Job
+    scope: anyio.CancelScope
+    abort_signal: AbortSignal
+    stop_reason: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        """Cancel the job's scope (and tell a sync task). The first reason wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.abort_signal.set(reason.value)
+        self.scope.cancel()
+
+
+def error_from_exception(exc: BaseException) -> JobError:
+    cls = type(exc)
+    name = (
+        cls.__qualname__
+        if cls.__module__ == "builtins"
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    return JobError(
+        type=name,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+    )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _retry_or(
+    status: Status,
+    job: Job,
+    exc: BaseException,
+    strategy: BaseRetryStrategy | None,
+    *,
+    error: JobError,
+) -> JobOutcome:
+    """Ask the retry strategy; fall back to ``status`` when it says no."""
+    decision = None
+    if strategy is not None:
+        decision = strategy.get_retry_decision(exception=exc, job=job)
+    if decision is None:
+        return JobOutcome(job_id=job.id, status=status, error=error, lock=job.lock)
+    return JobOutcome(
+        job_id=job.id,
+        status=Status.TODO,
+        error=error,
+        lock=job.lock,
+        retry_at=decision.scheduled_at(_now()),
+        retry_priority=decision.priority,
+        retry_queue=decision.queue,
+        retry_lock=decision.lock,
+    )
+
+
+async def run_job(
+    *,
+    app: App,
+    running: RunningJob,
+    worker_name: str,
+    worker_queues: tuple[str, ...] | None,
+    additional_context: dict[str, Any],
+    thread_limiter: anyio.CapacityLimiter,
+) -> JobOutcome:
+    """Run ``running.job`` to the end and describe how it ended.
+
+    Never raises for what the task does: task errors, timeouts, aborts and
+    shutdown become outcomes.
+
+    Cancellation: the job's own scope (``running.scope``) is where aborts,
+    timeouts and shutdown land; a cancellation from outside that scope
+    propagates.
+    """
+    job = running.job
+    try:
+        task = app.get_task(job.task_name)
+    except TaskNotFound as exc:
+        logger.error(
+            "Job %s: no task named %r",
+            job.id,
+            job.task_name,
+            extra={"action": "task_not_found", "job": job.log_context()},
+        )
+        return JobOutcome(
+            job_id=job.id,
+            status=Status.FAILED,
+            error=error_from_exception(exc),
+            lock=job.lock,
+        )
+
+    context = JobContext(
+        app=app,
+        worker_name=worker_name,
+        worker_queues=worker_queues,
+        job=job,
+        start_timestamp=time.time(),
+        additional_context=additional_context,
+        abort_signal=running.abort_signal,
+    )
+    log_extra = {"job": job.log_context(), "worker": worker_name}
+    logger.debug(
+        "Starting job %s", job.call_string(), extra={"action": "start_job", **log_extra}
+    )
+    started = time.monotonic()
+    result: Any = None
+    returned = False
+    error: Exception | None = None
+    try:
+        with running.scope:
+            result = await _invoke(task, context, job, thread_limiter)
+            returned = True
+    except Exception as exc:
+        error = exc
+    duration = time.monotonic() - started
+
+    reason = running.stop_reason
+    if reason is None and running.scope.cancel_called:
+        reason = StopReason.TIMEOUT  # only the deadline cancels without a reason
+    if reason is StopReason.ABORT:
+        return _aborted(job, log_extra)
+    if reason is StopReason.TIMEOUT and not returned:
+        error = TimeoutError(f"Job exceeded its timeout of {task.timeout} s")
+    elif reason is StopReason.SHUTDOWN and not returned:
+        interrupted = JobInterrupted("The worker stopped while the job was running")
+        outcome = _retry_or(
+            Status.ABORTED,
+            job,
+            interrupted,
+            task.retry_strategy,
+            error=error_from_exception(interrupted),
+        )
+        logger.warning(
+            "Job %s interrupted by the worker's shutdown: %s",
+            job.call_string(),
+            outcome.status.value,
+            extra={
+                "action": "job_interrupted",
+                "status": outcome.status.value,
+                **log_extra,
+            },
+        )
+        return outcome
+    if error is not None:
+        outcome = _retry_or(
+            Status.FAILED,
+            job,
+            error,
+            task.retry_strategy,
+            error=error_from_exception(error),
+        )
+        _log_failure(job, outcome, error, duration, log_extra)
+        return outcome
+    try:
+        _json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        message = (
+            f"The return value of task {task.name!r} is not JSON-serialisable: {exc}"
+        )
+        logger.error(
+            "Job %s: %s",
+            job.call_string(),
+            message,
+            extra={"action": "job_result_not_serialisable", **log_extra},
+        )
+        return JobOutcome(
+            job_id=job.id,
+            status=Status.FAILED,
+            lock=job.lock,
+            error=JobError(type="TypeError", message=message),
+        )
+    logger.info(
+        "Job %s succeeded in %.3f s",
+        job.call_string(),
+        duration,
+        extra={"action": "job_success", "duration": duration, **log_extra},
+    )
+    return JobOutcome(
+        job_id=job.id, status=Status.SUCCEEDED, result=result, lock=job.lock
+    )
+
+
+async def _invoke(
+    task: Task[Any, Any], context: JobContext, job: Job, limiter: anyio.CapacityLimiter
+) -> Any:
+    args = (context,) if task.pass_context else ()
+    if task.is_async:
+        return await task.func(*args, **job.task_kwargs)
+    return await anyio.to_thread.run_sync(
+        functools.partial(task.func, *args, **job.task_kwargs), limiter=limiter
+    )
+
+
+def _aborted(job: Job, log_extra: dict[str, Any]) -> JobOutcome:
+    logger.info(
+        "Job %s aborted",
+        job.call_string(),
+        extra={"action": "job_aborted", **log_extra},
+    )
+    return JobOutcome(job_id=job.id, status=Status.ABORTED, lock=job.lock)
+
+
+def _log_failure(
+    job: Job,
+    outcome: JobOutcome,
+    exc: BaseException,
+    duration: float,
+    log_extra: dict[str, Any],
+) -> None:
+    retrying = outcome.status is Status.TODO
+    logger.log(
+        logging.WARNING if retrying else logging.ERROR,
+        "Job %s %s after %.3f s: %s: %s",
+        job.call_string(),
+        "will be retried" if retrying else "failed",
+        duration,
+        type(exc).__name__,
+        exc,
+        exc_info=exc if not retrying else None,
+        extra={
+            "action": "job_error_retry" if retrying else "job_error",
+            "duration": duration,
+            "retry_at": outcome.retry_at.isoformat() if outcome.retry_at else None,
+            **log_extra,
+        },
+    )

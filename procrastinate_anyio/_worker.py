@@ -1,0 +1,625 @@
+"""The worker: one AnyIO task group that fetches jobs and runs them.
+
+Its tree::
+
+    Worker.run                     (shielded from the caller's cancellation, see below)
+    ├── completer                  writes outcomes in batches; ends after the last job
+    ├── services (one cancel scope)
+    │   ├── listener               LISTEN/NOTIFY, reconnects with backoff
+    │   ├── heartbeat              keeps the worker row alive
+    │   ├── abort poller           polls abort requests (NOTIFY is the fast path)
+    │   └── signals                SIGINT/SIGTERM: first = graceful, second = now
+    └── jobs (task group)
+        ├── fetcher loop           claims up to the free slots in one statement
+        └── one task per job       each in its own cancel scope (abort, timeout)
+
+Every service is supervised: an unexpected error stops the worker (jobs are
+cancelled, outcomes flushed, the worker unregistered) and is then raised to
+the caller. Database errors are expected and retried with backoff.
+
+Cancellation of the caller's scope (an ASGI lifespan ending, ``tg.cancel_scope
+.cancel()``) means a graceful stop: the tree runs under a shield, and a guard
+task outside it turns the cancellation into :meth:`Worker.stop`. The shutdown
+is bounded by ``shutdown_graceful_timeout`` and the final flush by
+``FINAL_FLUSH_TIMEOUT_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import attrs
+from anyio.abc import TaskStatus
+
+from ._completer import Completer
+from ._context import AbortSignal
+from ._deferrer import check_name
+from ._driver import FetchParams, JobOutcome, Notification
+from ._exceptions import ConnectorException
+from ._heartbeat import Heartbeat
+from ._job import Status
+from ._job_runner import RunningJob, StopReason, run_job
+from ._listener import Listener
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from ._app import App
+
+if not TYPE_CHECKING:
+    try:
+        BaseExceptionGroup
+    except NameError:  # Python 3.10
+        from exceptiongroup import BaseExceptionGroup
+
+logger = logging.getLogger("procrastinate_anyio.worker")
+
+FINAL_FLUSH_TIMEOUT_SECONDS: Final = 10.0
+UNREGISTER_TIMEOUT_SECONDS: Final = 5.0
+FETCH_ERROR_BACKOFF_MAX_SECONDS: Final = 5.0
+
+
+class _TrackedStatus(TaskStatus[None]):
+    """Forwards ``started()`` and remembers whether it was called."""
+
+    def __init__(self, inner: TaskStatus[None]) -> None:
+        self._inner = inner
+        self.called = False
+
+    def started(self, value: object = None) -> None:
+        self.called = True
+        self._inner.started()
+
+
+class DeleteJobs(str, enum.Enum):
+    """Which finished jobs the worker deletes instead of keeping."""
+
+    NEVER = "never"
+    SUCCESSFUL = "successful"
+    ALWAYS = "always"
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+def _queues(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    queues = tuple(check_name("queue", queue) for queue in value)
+    return queues or None
+
+
+def _default_name() -> str:
+    return f"worker-{socket.gethostname()}-{os.getpid()}"
+
+
+@attrs.frozen(kw_only=True)
+class WorkerOptions:
+    """A worker's settings, validated at construction.
+
+    Attributes:
+        queues: the queues to take jobs from (None or empty: all).
+        name: the worker's name in logs and in the workers table.
+        concurrency: how many jobs run at once.
+        wait: False to stop once no job is left (one-shot).
+        fetch_job_polling_interval: seconds between fetches when idle, the
+            fallback when no notification arrives.
+        abort_job_polling_interval: seconds between checks for abort requests
+            (notifications deliver them at once when listening).
+        shutdown_graceful_timeout: seconds running jobs get to finish after a
+            stop request before they are cancelled (None: no limit).
+        listen_notify: use LISTEN/NOTIFY (False: polling only, e.g. behind a
+            PgBouncer in transaction mode).
+        delete_jobs: delete finished jobs: never, successful ones, or always.
+        additional_context: passed to tasks in ``JobContext.additional_context``.
+        install_signal_handlers: stop on SIGINT/SIGTERM (main thread only).
+        update_heartbeat_interval: seconds between heartbeats.
+        stalled_worker_timeout: seconds without heartbeat after which a worker
+            counts as dead.
+        fetch_batch_size: most jobs claimed per statement.
+        completer_batch_size: most outcomes written per statement.
+        completer_flush_interval: seconds the completer gathers outcomes.
+        completer_buffer_size: outcomes that may wait to be written before
+            finished jobs wait for the completer.
+    """
+
+    queues: tuple[str, ...] | None = attrs.field(default=None, converter=_queues)
+    name: str = attrs.field(factory=_default_name)
+    concurrency: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    wait: bool = True
+    fetch_job_polling_interval: float = attrs.field(default=5.0, validator=_positive)
+    abort_job_polling_interval: float = attrs.field(default=5.0, validator=_positive)
+    shutdown_graceful_timeout: float | None = attrs.field(
+        default=30.0, validator=_positive
+    )
+    listen_notify: bool = True
+    delete_jobs: DeleteJobs = attrs.field(
+        default=DeleteJobs.NEVER, converter=DeleteJobs
+    )
+    additional_context: Mapping[str, Any] = attrs.field(factory=dict)
+    install_signal_handlers: bool = True
+    update_heartbeat_interval: float = attrs.field(default=10.0, validator=_positive)
+    stalled_worker_timeout: float = attrs.field(default=30.0, validator=_positive)
+    fetch_batch_size: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    completer_batch_size: int = attrs.field(
+        default=500, validator=attrs.validators.ge(1)
+    )
+    completer_flush_interval: float = attrs.field(default=0.002, validator=_positive)
+    completer_buffer_size: int = attrs.field(
+        default=1000, validator=attrs.validators.ge(1)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        check_name("worker name", self.name)
+        if self.stalled_worker_timeout <= self.update_heartbeat_interval:
+            raise ValueError(
+                "stalled_worker_timeout must be longer than update_heartbeat_interval"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class WorkerStatistics:
+    """A snapshot of a worker (``worker.statistics()``)."""
+
+    worker_id: int | None
+    name: str
+    running_jobs: int
+    free_slots: int
+    jobs_done: Mapping[str, int]
+    last_fetch_at: float | None
+    listening: bool
+    stopping: bool
+
+
+class Worker:
+    """Runs jobs of an app. Usually made by :meth:`App.run_worker`; make one
+    yourself to keep a handle for :meth:`stop` and :meth:`statistics`.
+
+    Args:
+        app: the app whose tasks run.
+        **options: the fields of :class:`WorkerOptions`.
+    """
+
+    def __init__(self, app: App, **options: Any) -> None:
+        self.app = app
+        self.options = WorkerOptions(**options)
+        self.worker_id: int | None = None
+        self._running: dict[int, RunningJob] = {}
+        self._wakeup = anyio.Event()
+        self._changed = anyio.Event()
+        self._stop_requested = False
+        self._stop_now = False
+        self._errors: list[BaseException] = []
+        self._more_jobs_likely = True
+        self._last_fetch_at: float | None = None
+        self._jobs_done: dict[str, int] = {status.value: 0 for status in Status}
+        self._unwritten = 0  # outcomes sent to the completer, not written yet
+        self._listener: Listener | None = None
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+        self._ran = False
+
+    def __repr__(self) -> str:
+        return f"Worker({self.options.name!r}, id={self.worker_id})"
+
+    # -- control ---------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask the worker to stop: no new job starts; running jobs get
+        ``shutdown_graceful_timeout`` to finish (``now``: they are cancelled at
+        once). Safe to call more than once, from the worker's event loop."""
+        if not self._stop_requested:
+            logger.info(
+                "Stop requested%s",
+                " (now)" if now else "",
+                extra={"action": "worker_stop_requested", "worker": self.options.name},
+            )
+        self._stop_requested = True
+        self._stop_now = self._stop_now or now
+        self._poke()
+
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            worker_id=self.worker_id,
+            name=self.options.name,
+            running_jobs=len(self._running),
+            free_slots=self.options.concurrency - len(self._running),
+            jobs_done=dict(self._jobs_done),
+            last_fetch_at=self._last_fetch_at,
+            listening=self._listener is not None and self._listener.connected,
+            stopping=self._stop_requested,
+        )
+
+    def _poke(self) -> None:
+        """Wake whatever waits for a change (a job ended, a stop request...)."""
+        self._wakeup.set()
+        self._changed.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        logger.error(
+            "Worker component failed, stopping: %r",
+            exc,
+            exc_info=exc,
+            extra={"action": "worker_component_failed", "worker": self.options.name},
+        )
+        self.stop(now=True)
+
+    # -- running -----------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run until stopped. ``task_status.started(worker)`` fires once the
+        worker is registered and listening.
+
+        Raises:
+            BaseExceptionGroup: a component failed (after a clean shutdown).
+            ConnectorException: the worker could not register.
+
+        Cancellation: cancelling the caller's scope stops the worker
+        gracefully (bounded by ``shutdown_graceful_timeout``), then the
+        cancellation propagates.
+        """
+        if self._ran:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._ran = True
+        finished = anyio.Event()
+
+        async def guard() -> None:
+            try:
+                await finished.wait()
+            finally:
+                if not finished.is_set():
+                    self.stop()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(guard)
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._run(task_status)
+                finally:
+                    finished.set()
+        if self._errors:
+            raise BaseExceptionGroup("the worker stopped on error", self._errors)
+
+    async def _run(self, task_status: TaskStatus[Worker]) -> None:
+        options = self.options
+        connector = self.app.connector
+        self._thread_limiter = anyio.CapacityLimiter(options.concurrency)
+        self.worker_id = await connector.worker_register(options.name, options.queues)
+        log_extra = {"worker": options.name, "worker_id": self.worker_id}
+        logger.info(
+            "Worker %s started: queues %s, concurrency %d",
+            options.name,
+            ", ".join(options.queues) if options.queues else "all",
+            options.concurrency,
+            extra={"action": "worker_start", "queues": options.queues, **log_extra},
+        )
+        send, receive = anyio.create_memory_object_stream[JobOutcome](
+            options.completer_buffer_size
+        )
+        completer = Completer(
+            connector,
+            receive,
+            batch_size=options.completer_batch_size,
+            flush_interval=options.completer_flush_interval,
+            on_written=self._count_written,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                completer_scope = anyio.CancelScope()
+                tg.start_soon(self._supervise, completer.run, completer_scope)
+                services_scope = anyio.CancelScope()
+                await tg.start(self._run_services, services_scope)
+                task_status.started(self)
+                try:
+                    async with send:
+                        async with anyio.create_task_group() as jobs:
+                            await self._supervise(self._fetch_loop, None, jobs, send)
+                            await self._wait_running_jobs()
+                finally:
+                    services_scope.cancel()
+                    completer_scope.deadline = (
+                        anyio.current_time() + FINAL_FLUSH_TIMEOUT_SECONDS
+                    )
+            if completer.pending:
+                logger.error(
+                    "%d job outcome(s) could not be written; stalled-job recovery will "
+                    "bring those jobs back",
+                    len(completer.pending),
+                    extra={
+                        "action": "completer_lost",
+                        "jobs": [o.job_id for o in completer.pending],
+                        **log_extra,
+                    },
+                )
+        finally:
+            with anyio.move_on_after(UNREGISTER_TIMEOUT_SECONDS, shield=True):
+                try:
+                    await connector.worker_unregister(self.worker_id)
+                except ConnectorException as exc:
+                    logger.warning(
+                        "Could not unregister: %s",
+                        exc,
+                        extra={"action": "worker_unregister_error", **log_extra},
+                    )
+            logger.info(
+                "Worker %s stopped",
+                options.name,
+                extra={"action": "worker_stop", **log_extra},
+            )
+
+    async def _supervise(
+        self,
+        func: Callable[..., Any],
+        scope: anyio.CancelScope | None,
+        *args: Any,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run a component; an unexpected error stops the worker instead of
+        tearing the task group down (so jobs still end cleanly)."""
+        try:
+            if scope is None:
+                await func(*args)
+            else:
+                with scope:
+                    await func(*args)
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _run_services(
+        self,
+        scope: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        options = self.options
+        assert self.worker_id is not None
+        with scope:
+            async with anyio.create_task_group() as tg:
+                heartbeat = Heartbeat(
+                    self.app.connector,
+                    worker_id=self.worker_id,
+                    name=options.name,
+                    queues=options.queues,
+                    interval=options.update_heartbeat_interval,
+                )
+                tg.start_soon(self._supervise, heartbeat.run, None)
+                tg.start_soon(self._supervise, self._poll_aborts, None)
+                if (
+                    options.install_signal_handlers
+                    and threading.current_thread() is threading.main_thread()
+                ):
+                    await tg.start(self._handle_signals)
+                if options.listen_notify:
+                    self._listener = Listener(
+                        self.app.connector,
+                        self._on_notification,
+                        on_listening=self._wakeup.set,
+                    )
+                    await tg.start(self._supervise_started, self._listener.run)
+                task_status.started()
+
+    async def _supervise_started(
+        self,
+        func: Callable[..., Any],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Like :meth:`_supervise` for a component that signals readiness."""
+        status = _TrackedStatus(task_status)
+        try:
+            await func(task_status=status)
+        except Exception as exc:
+            self._fail(exc)
+            if not status.called:
+                task_status.started()
+
+    async def _handle_signals(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                now = self._stop_requested
+                logger.info(
+                    "Received %s: %s",
+                    name,
+                    "cancelling running jobs" if now else "stopping gracefully",
+                    extra={
+                        "action": "worker_signal",
+                        "signal": name,
+                        "worker": self.options.name,
+                    },
+                )
+                self.stop(now=now)
+
+    def _on_notification(self, notification: Notification) -> None:
+        if notification.kind == "abort":
+            running = self._running.get(notification.job_id or 0)
+            if running is not None:
+                running.stop(StopReason.ABORT)
+        elif (
+            notification.queues is None
+            or self.options.queues is None
+            or any(queue in self.options.queues for queue in notification.queues)
+        ):
+            self._wakeup.set()
+
+    async def _poll_aborts(self) -> None:
+        while True:
+            await anyio.sleep(self.options.abort_job_polling_interval)
+            if not self._running:
+                continue
+            try:
+                ids = await self.app.connector.job_abort_requested_many(
+                    list(self._running)
+                )
+            except ConnectorException as exc:
+                logger.warning(
+                    "Could not poll abort requests: %s",
+                    exc,
+                    extra={"action": "abort_poll_error"},
+                )
+                continue
+            for job_id in ids:
+                running = self._running.get(job_id)
+                if running is not None:
+                    running.stop(StopReason.ABORT)
+
+    async def _wait_for(self, timeout: float | None) -> None:
+        """Wait until something changes (or ``timeout``)."""
+        with anyio.move_on_after(timeout):
+            await self._changed.wait()
+        self._changed = anyio.Event()
+
+    async def _fetch_loop(
+        self, jobs: TaskGroup, send: MemoryObjectSendStream[JobOutcome]
+    ) -> None:
+        options = self.options
+        assert self.worker_id is not None
+        backoff = 0.05
+        while not self._stop_requested:
+            free = options.concurrency - len(self._running)
+            if free <= 0:
+                await self._wait_for(None)
+                continue
+            if not self._more_jobs_likely and options.wait:
+                with anyio.move_on_after(options.fetch_job_polling_interval):
+                    await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                if self._stop_requested:
+                    break
+            limit = min(free, options.fetch_batch_size)
+            try:
+                fetched = await self.app.connector.job_fetch_many(
+                    FetchParams(
+                        worker_id=self.worker_id, queues=options.queues, limit=limit
+                    )
+                )
+            except ConnectorException as exc:
+                logger.warning(
+                    "Could not fetch jobs, retrying in %.2f s: %s",
+                    backoff,
+                    exc,
+                    extra={"action": "fetch_error", "worker": options.name},
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, FETCH_ERROR_BACKOFF_MAX_SECONDS)
+                continue
+            backoff = 0.05
+            self._last_fetch_at = time.time()
+            self._more_jobs_likely = len(fetched) == limit
+            for job in fetched:
+                timeout = (
+                    self.app.tasks[job.task_name].timeout
+                    if job.task_name in self.app.tasks
+                    else None
+                )
+                running = RunningJob(
+                    job=job,
+                    scope=anyio.CancelScope(
+                        deadline=anyio.current_time() + timeout
+                        if timeout
+                        else float("inf")
+                    ),
+                    abort_signal=AbortSignal(
+                        time.monotonic() + timeout if timeout else None
+                    ),
+                )
+                self._running[job.id] = running
+                jobs.start_soon(self._job_task, running, send)
+            if fetched:
+                logger.debug(
+                    "Fetched %d job(s)",
+                    len(fetched),
+                    extra={
+                        "action": "fetched_jobs",
+                        "count": len(fetched),
+                        "worker": options.name,
+                    },
+                )
+            elif not options.wait:
+                # A retry not written yet would bring a job back: wait for it.
+                if not self._running and not self._unwritten:
+                    logger.info(
+                        "No job left, stopping (one-shot)",
+                        extra={"action": "worker_no_job_left"},
+                    )
+                    break
+                await self._wait_for(None)
+
+    async def _wait_running_jobs(self) -> None:
+        """After fetching stopped: give running jobs the graceful timeout, then
+        cancel them; return when they have all ended."""
+        timeout = 0.0 if self._stop_now else self.options.shutdown_graceful_timeout
+        if self._running:
+            logger.info(
+                "Waiting for %d running job(s)",
+                len(self._running),
+                extra={"action": "worker_wait_jobs", "worker": self.options.name},
+            )
+        with anyio.move_on_after(timeout):
+            while self._running and not self._stop_now:
+                await self._wait_for(None)
+        for running in list(self._running.values()):
+            running.stop(StopReason.SHUTDOWN)
+
+    async def _job_task(
+        self, running: RunningJob, send: MemoryObjectSendStream[JobOutcome]
+    ) -> None:
+        assert self._thread_limiter is not None
+        outcome: JobOutcome | None = None
+        try:
+            outcome = await run_job(
+                app=self.app,
+                running=running,
+                worker_name=self.options.name,
+                worker_queues=self.options.queues,
+                additional_context=dict(self.options.additional_context),
+                thread_limiter=self._thread_limiter,
+            )
+        finally:
+            del self._running[running.job.id]
+            self._poke()
+            if self._stop_now:
+                # A job that started after the stop-now decision was taken.
+                for other in list(self._running.values()):
+                    other.stop(StopReason.SHUTDOWN)
+        delete = self.options.delete_jobs
+        if outcome.status.is_final and (
+            delete is DeleteJobs.ALWAYS
+            or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
+        ):
+            outcome = attrs.evolve(outcome, delete_job=True)
+        with anyio.CancelScope(shield=True):
+            try:
+                self._unwritten += 1
+                await send.send(outcome)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                logger.error(
+                    "Outcome of job %s lost: the completer stopped",
+                    running.job.id,
+                    extra={"action": "completer_lost", "jobs": [running.job.id]},
+                )
+
+    def _count_written(self, batch: Sequence[JobOutcome]) -> None:
+        for outcome in batch:
+            self._jobs_done[outcome.status.value] += 1
+        self._unwritten -= len(batch)
+        self._poke()
