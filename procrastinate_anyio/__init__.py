@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._app import App as App
 from ._blueprint import Blueprint as Blueprint
+from ._context import JobContext as JobContext
 from ._deferrer import JobDeferrer as JobDeferrer
 from ._exceptions import AlreadyEnqueued as AlreadyEnqueued
 from ._exceptions import AppNotOpen as AppNotOpen
@@ -35,6 +36,10 @@ from ._schema import SchemaStatus as SchemaStatus
 from ._sync_psycopg_connector import SyncPsycopgConnector as SyncPsycopgConnector
 from ._task import Task as Task
 from ._version import __version__ as __version__
+from ._worker import DeleteJobs as DeleteJobs
+from ._worker import Worker as Worker
+from ._worker import WorkerOptions as WorkerOptions
+from ._worker import WorkerStatistics as WorkerStatistics
 
 __all__ = [
     "AlreadyEnqueued",
@@ -43,9 +48,11 @@ __all__ = [
     "BaseRetryStrategy",
     "Blueprint",
     "ConnectorException",
+    "DeleteJobs",
     "InMemoryConnector",
     "InvalidJobArguments",
     "Job",
+    "JobContext",
     "JobDeferrer",
     "JobError",
     "JobManager",
@@ -64,5 +71,8 @@ __all__ = [
     "TaskAlreadyRegistered",
     "TaskNotFound",
     "UnboundTaskError",
+    "Worker",
+    "WorkerOptions",
+    "WorkerStatistics",
     "__version__",
 ]
