@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._blueprint import Blueprint
+from ._builtin_tasks import make_builtin_blueprint
 from ._deferrer import JobDeferrer, JobTemplate
 from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
@@ -56,6 +57,7 @@ class App(Blueprint):
         self._sync_slot = SyncConnectorSlot()
         self._job_manager = JobManager(connector, self._sync_slot)
         self.schema_manager = SchemaManager(connector, self._sync_slot)
+        self.add_tasks_from(make_builtin_blueprint(), namespace="builtin")
 
     def __repr__(self) -> str:
         return f"App(connector={self.connector!r}, tasks={len(self.tasks)})"
@@ -73,8 +75,15 @@ class App(Blueprint):
             worker_defaults=self.worker_defaults,
             periodic_defaults=self.periodic_defaults,
         )
-        app.tasks = dict(self.tasks)
+        # The copy adopted its own builtin tasks; take every other task.
+        builtins = {
+            name: task
+            for name, task in app.tasks.items()
+            if name.startswith("builtin:")
+        }
+        app.tasks = {**self.tasks, **builtins}
         app._aliases = dict(self._aliases)
+        app.periodic_tasks = list(self.periodic_tasks)
         return app
 
     @asynccontextmanager
@@ -146,8 +155,8 @@ class App(Blueprint):
             )
         template = JobTemplate(
             task_name=name,
-            queue=queue or DEFAULT_QUEUE,
-            priority=priority or 0,
+            queue=DEFAULT_QUEUE if queue is None else queue,
+            priority=0 if priority is None else priority,
             lock=lock,
             queueing_lock=queueing_lock,
             schedule_at=schedule_at,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from typing_extensions import ParamSpec
 
 from ._exceptions import TaskAlreadyRegistered, TaskNotFound, UnboundTaskError
+from ._periodic import PeriodicTask, make_periodic_task
 from ._retry import RetryValue
 from ._task import DEFAULT_QUEUE, Task
 
@@ -36,6 +37,7 @@ class Blueprint:
 
     def __init__(self) -> None:
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.periodic_tasks: list[PeriodicTask] = []
         self._aliases: dict[str, Task[Any, Any]] = {}
         self._parent: Blueprint | None = None
 
@@ -59,6 +61,8 @@ class Blueprint:
     @overload
     def task(
         self,
+        func: None = None,
+        /,
         *,
         name: str | None = None,
         aliases: list[str] | None = None,
@@ -71,9 +75,9 @@ class Blueprint:
         timeout: float | datetime.timedelta | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(
+    def task(  # the overloads above are what callers see
         self,
-        func: Callable[P, R] | None = None,
+        func: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -85,7 +89,7 @@ class Blueprint:
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
-    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    ) -> Any:
         """Register a function as a task; usable bare (``@app.task``) or with
         options (``@app.task(queue="sums")``).
 
@@ -103,7 +107,7 @@ class Blueprint:
                 cancelled and counts as failed.
         """
 
-        def decorate(f: Callable[P, R]) -> Task[P, R]:
+        def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
             task = Task(
                 f,
                 blueprint=self,
@@ -122,6 +126,49 @@ class Blueprint:
 
         if func is not None:
             return decorate(func)
+        return decorate
+
+    def periodic(
+        self, *, cron: str, periodic_id: str = "", **configure_kwargs: Any
+    ) -> Callable[[Task[P, R]], Task[P, R]]:
+        """Defer a job of the decorated task on a cron schedule, exactly once
+        per tick however many workers run. Put it above ``@app.task``::
+
+            @app.periodic(cron="*/5 * * * *")
+            @app.task
+            async def cleanup(timestamp: int) -> None: ...
+
+        The task receives ``timestamp``: the tick, in seconds since the epoch.
+
+        Args:
+            cron: 5 fields (minute hour day month weekday), or 6 with seconds last.
+            periodic_id: tells apart several schedules of one task.
+            **configure_kwargs: options of ``task.configure()`` for its jobs.
+
+        Raises:
+            ValueError: the cron expression or an option is invalid (at
+                declaration, not at the first tick).
+        """
+
+        def decorate(task: Task[P, R]) -> Task[P, R]:
+            if not isinstance(task, Task):
+                raise TypeError("@periodic decorates a task: put it above @app.task")
+            periodic = make_periodic_task(
+                task,
+                cron=cron,
+                periodic_id=periodic_id,
+                configure_kwargs=configure_kwargs,
+            )
+            if any(
+                p.task is task and p.periodic_id == periodic_id
+                for p in self.periodic_tasks
+            ):
+                raise TaskAlreadyRegistered(
+                    f"Task {task.name!r} already has a schedule with periodic_id {periodic_id!r}"
+                )
+            self.periodic_tasks.append(periodic)
+            return task
+
         return decorate
 
     def _register_task(self, task: Task[Any, Any]) -> None:
@@ -163,6 +210,7 @@ class Blueprint:
         blueprint._aliases = {
             alias: task for task in blueprint.tasks.values() for alias in task.aliases
         }
+        self.periodic_tasks.extend(blueprint.periodic_tasks)
         blueprint._parent = self
 
     def get_task(self, name: str) -> Task[Any, Any]:

@@ -78,7 +78,7 @@ def scheduled_at_from(
             return now + schedule_in
         try:
             return now + datetime.timedelta(**schedule_in)
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:
             raise ValueError(
                 f"schedule_in must be a timedelta or timedelta keywords "
                 f"(seconds=, minutes=, ...): {exc}"

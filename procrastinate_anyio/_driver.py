@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import anyio
 import attrs
 
-from ._job import Job, JobError, Status
+from ._job import Job, JobError, JobToDefer, Status
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-    from ._job import JobToDefer
     from ._json import JSONValue
 
 
@@ -69,11 +68,14 @@ class JobOutcome:
     ``status`` is the final status, or ``TODO`` to retry the job at
     ``retry_at`` (None: at once) with the optional new priority, queue and lock.
     ``lock`` is the job's lock when it was claimed (its end frees the lock).
+    ``worker_id``, when given, must still own the job: an outcome of a worker
+    whose job was recovered and claimed again elsewhere is ignored.
     """
 
     job_id: int
     status: Status
     lock: str | None = None
+    worker_id: int | None = None
     result: JSONValue = None
     error: JobError | None = None
     retry_at: datetime.datetime | None = None
@@ -95,13 +97,82 @@ class CancelParams:
 
 @attrs.frozen(kw_only=True)
 class Notification:
-    """What a listening worker hears: new jobs (``kind="defer"``, in
-    ``queues``, or in unknown queues when None) or an abort request
-    (``kind="abort"`` for ``job_id``)."""
+    """What a listener hears: new jobs (``kind="defer"``, in ``queues``, or in
+    unknown queues when None), an abort request (``kind="abort"`` for
+    ``job_id``) or finished jobs (``kind="finished"``, ``job_ids``, or None
+    when the list did not fit in the notification)."""
 
-    kind: Literal["defer", "abort"]
+    kind: Literal["defer", "abort", "finished"]
     queues: tuple[str, ...] | None = None
     job_id: int | None = None
+    job_ids: tuple[int, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RetryParams:
+    """Manually retry a finished job (failed, aborted or cancelled): back to
+    ``todo`` at ``retry_at`` (None: at once), optionally elsewhere."""
+
+    job_id: int
+    retry_at: datetime.datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    lock: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeleteOldParams:
+    """Delete jobs finished more than ``older_than`` ago, with one of
+    ``statuses``, in ``queue`` (None: any)."""
+
+    older_than: datetime.timedelta
+    statuses: tuple[Status, ...]
+    queue: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GroupStats:
+    """Job counts of one queue, task or lock (``list_queues`` and friends)."""
+
+    name: str
+    jobs_count: int
+    todo: int = 0
+    doing: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    aborted: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PeriodicDeferParams:
+    """Defer ``job`` for one periodic tick, unless that tick was deferred;
+    forget the ticks of the same periodic task older than ``keep_after``."""
+
+    job: JobToDefer
+    periodic_id: str
+    defer_timestamp: int
+    keep_after: int
+
+
+@attrs.frozen(kw_only=True)
+class MaintenanceParams:
+    """One maintenance pass: workers silent for ``stalled_worker_timeout``
+    seconds are dead; ``decide`` says where each of their doing jobs goes."""
+
+    stalled_worker_timeout: float
+    decide: Callable[[Job], JobOutcome]
+
+
+@attrs.frozen(kw_only=True)
+class MaintenanceResult:
+    """What a maintenance pass did; ``leader`` False: another worker holds the
+    maintenance lock, nothing was done."""
+
+    leader: bool
+    recovered: tuple[JobOutcome, ...] = ()
+    pruned_workers: int = 0
+    promoted_locks: int = 0
 
 
 class AsyncConnector(Protocol):
@@ -139,6 +210,10 @@ class AsyncConnector(Protocol):
         """
         ...
 
+    async def job_delete_old(self, params: DeleteOldParams) -> int:
+        """Delete old finished jobs; returns how many."""
+        ...
+
     async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
         """Write new jobs, all or none, and wake up listening workers.
 
@@ -173,6 +248,28 @@ class AsyncConnector(Protocol):
         """Jobs matching ``filters``, by id."""
         ...
 
+    async def job_next_scheduled_at(
+        self, queues: Sequence[str] | None
+    ) -> datetime.datetime | None:
+        """When the next future-scheduled ``todo`` job of ``queues`` is due."""
+        ...
+
+    async def job_retry(self, params: RetryParams) -> bool:
+        """Put a failed, aborted or cancelled job back to ``todo``. False when
+        there is no such job or it is not in one of those statuses.
+
+        Raises:
+            AlreadyEnqueued: its queueing lock is taken by a waiting job.
+        """
+        ...
+
+    async def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        """Job counts by status, per queue, task or lock, for jobs matching
+        ``filters`` (``limit`` applies to groups)."""
+        ...
+
     async def listen(
         self,
         on_notification: Callable[[Notification], object],
@@ -187,6 +284,21 @@ class AsyncConnector(Protocol):
 
         Raises:
             ConnectorException: the connection failed or was lost.
+        """
+        ...
+
+    async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        """If no other worker is doing it: recover the jobs of dead workers,
+        delete dead workers' rows, let due scheduled jobs take their free
+        lock."""
+        ...
+
+    async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
+        """Defer a periodic tick's job once; None if it was deferred already.
+
+        Raises:
+            AlreadyEnqueued: the job's queueing lock is taken (the tick is
+                not recorded).
         """
         ...
 
@@ -238,6 +350,17 @@ class SyncConnector(Protocol):
     def job_get(self, job_id: int) -> Job | None: ...
 
     def job_list(self, filters: JobFilter) -> list[Job]: ...
+
+    def job_retry(self, params: RetryParams) -> bool: ...
+
+    def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]: ...
+
+    def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
+        """Block until the job is in a final status (or ``timeout``); returns
+        it, or None when there is no such job. Woken by notifications."""
+        ...
 
     def schema_applied_migrations(self) -> list[str] | None: ...
 

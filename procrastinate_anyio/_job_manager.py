@@ -4,15 +4,32 @@ SQL in the driver."""
 
 from __future__ import annotations
 
+import datetime
+import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._driver import CancelParams, JobFilter
-from ._exceptions import AppNotOpen
+import anyio
+
+from ._driver import (
+    CancelParams,
+    DeleteOldParams,
+    GroupStats,
+    JobFilter,
+    Notification,
+    RetryParams,
+)
+from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
 from ._job import Job, JobToDefer, Status
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from ._driver import AsyncConnector, SyncConnector
+
+logger = logging.getLogger("procrastinate_anyio.job_manager")
+
+WAIT_POLL_INTERVAL_SECONDS = 1.0
 
 
 class SyncConnectorSlot:
@@ -113,6 +130,231 @@ class JobManager:
         return self.sync_connector.job_cancel(
             CancelParams(job_id=job_id, abort=abort, delete_job=delete_job)
         )
+
+    async def retry_job_by_id_async(
+        self,
+        job_id: int,
+        *,
+        retry_at: datetime.datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        """Put a failed, aborted or cancelled job back to ``todo`` (at
+        ``retry_at``, an aware datetime; None: at once), optionally with
+        another priority, queue or lock.
+
+        Raises:
+            JobNotFound: no such job, or it is not failed, aborted or cancelled.
+            AlreadyEnqueued: its queueing lock is taken by a waiting job.
+        """
+        params = _retry_params(job_id, retry_at, priority, queue, lock)
+        if not await self.connector.job_retry(params):
+            raise JobNotFound(f"No failed, aborted or cancelled job with id {job_id}")
+
+    def retry_job_by_id(
+        self,
+        job_id: int,
+        *,
+        retry_at: datetime.datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        """The sync twin of :meth:`retry_job_by_id_async`."""
+        params = _retry_params(job_id, retry_at, priority, queue, lock)
+        if not self.sync_connector.job_retry(params):
+            raise JobNotFound(f"No failed, aborted or cancelled job with id {job_id}")
+
+    async def list_queues_async(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        """Job counts by status, per queue."""
+        return await self.connector.job_stats(
+            "queue", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    def list_queues(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        return self.sync_connector.job_stats(
+            "queue", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    async def list_tasks_async(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        """Job counts by status, per task."""
+        return await self.connector.job_stats(
+            "task", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    def list_tasks(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        return self.sync_connector.job_stats(
+            "task", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    async def list_locks_async(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        """Job counts by status, per lock (jobs without a lock are left out)."""
+        return await self.connector.job_stats(
+            "lock", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    def list_locks(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: Status | str | None = None,
+        lock: str | None = None,
+        limit: int = 1000,
+    ) -> list[GroupStats]:
+        return self.sync_connector.job_stats(
+            "lock", _filters(None, queue, task, status, lock, None, None, limit)
+        )
+
+    async def delete_old_jobs_async(
+        self,
+        *,
+        max_hours: float,
+        queue: str | None = None,
+        include_failed: bool = False,
+        include_cancelled: bool = False,
+        include_aborted: bool = False,
+    ) -> int:
+        """Delete jobs that finished more than ``max_hours`` ago (succeeded
+        ones, and the others when asked); returns how many."""
+        statuses = [Status.SUCCEEDED]
+        statuses += [Status.FAILED] if include_failed else []
+        statuses += [Status.CANCELLED] if include_cancelled else []
+        statuses += [Status.ABORTED] if include_aborted else []
+        if max_hours < 0:
+            raise ValueError(f"max_hours must be at least 0, not {max_hours}")
+        return await self.connector.job_delete_old(
+            DeleteOldParams(
+                older_than=datetime.timedelta(hours=max_hours),
+                statuses=tuple(statuses),
+                queue=queue,
+            )
+        )
+
+    async def wait_for_job_async(
+        self, job_id: int, *, timeout: float | None = None
+    ) -> Job:
+        """Wait until the job is finished (succeeded, failed, cancelled or
+        aborted) and return it, with its ``result`` or ``error``.
+
+        Woken by the notification that the worker's completer sends; polls
+        every second as a fallback (if the notification connection fails).
+
+        Raises:
+            JobNotFound: no such job (or it was deleted).
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        finished = anyio.Event()
+
+        def on_notification(notification: Notification) -> None:
+            if notification.kind == "finished" and (
+                notification.job_ids is None or job_id in notification.job_ids
+            ):
+                finished.set()
+
+        async def listen(
+            *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        ) -> None:
+            try:
+                await self.connector.listen(on_notification, task_status=task_status)
+            except ConnectorException as exc:
+                logger.warning(
+                    "Cannot listen for finished jobs, polling instead: %s",
+                    exc,
+                    extra={"action": "wait_for_job_listen_error", "job_id": job_id},
+                )
+                task_status.started()
+
+        job: Job | None = None
+        with anyio.fail_after(timeout):
+            async with anyio.create_task_group() as tg:
+                await tg.start(listen)
+                while True:
+                    job = await self.get_job_async(job_id)
+                    if job is None or job.status.is_final:
+                        break
+                    with anyio.move_on_after(WAIT_POLL_INTERVAL_SECONDS):
+                        await finished.wait()
+                    finished = anyio.Event()
+                tg.cancel_scope.cancel()
+        if job is None:
+            raise JobNotFound(f"No job with id {job_id}")
+        return job
+
+    def wait_for_job(self, job_id: int, *, timeout: float | None = None) -> Job:
+        """The sync twin of :meth:`wait_for_job_async`.
+
+        Raises:
+            JobNotFound: no such job (or it was deleted).
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        job = self.sync_connector.job_wait_finished(job_id, timeout)
+        if job is None:
+            raise JobNotFound(f"No job with id {job_id}")
+        if not job.status.is_final:
+            raise TimeoutError(f"Job {job_id} did not finish within {timeout} s")
+        return job
+
+
+def _retry_params(
+    job_id: int,
+    retry_at: datetime.datetime | None,
+    priority: int | None,
+    queue: str | None,
+    lock: str | None,
+) -> RetryParams:
+    from ._deferrer import check_name, check_priority
+
+    if retry_at is not None and retry_at.utcoffset() is None:
+        raise ValueError("retry_at must be timezone-aware")
+    if priority is not None:
+        check_priority(priority)
+    if queue is not None:
+        check_name("queue", queue)
+    return RetryParams(
+        job_id=job_id, retry_at=retry_at, priority=priority, queue=queue, lock=lock
+    )
 
 
 def _filters(

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
 import attrs
 
 from . import _json
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
+from ._driver import (
+    CancelParams,
+    DeleteOldParams,
+    FetchParams,
+    GroupStats,
+    JobFilter,
+    JobOutcome,
+    MaintenanceParams,
+    MaintenanceResult,
+    Notification,
+    PeriodicDeferParams,
+    RetryParams,
+)
 from ._exceptions import AlreadyEnqueued
 from ._job import Job, JobToDefer, Status
 
@@ -66,6 +79,7 @@ class InMemoryStore:
         self.workers: dict[int, _Worker] = {}
         self.applied_migrations: list[str] | None = None
         self.listeners: list[Callable[[Notification], object]] = []
+        self.periodic_ticks: dict[tuple[str, str, int], int] = {}
         self._job_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -73,6 +87,7 @@ class InMemoryStore:
         """Forget every job and worker (between tests)."""
         self.rows.clear()
         self.workers.clear()
+        self.periodic_ticks.clear()
 
     def notify(self, notification: Notification) -> None:
         """Deliver to every listener, like NOTIFY (call from the event loop's
@@ -239,13 +254,18 @@ class InMemoryStore:
     def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
         now = self.clock()
         locks = []
+        finished = []
         for outcome in outcomes:
             row = self.rows.get(outcome.job_id)
             if row is None or row.job.status is not Status.DOING:
                 continue
             job = row.job
+            if outcome.worker_id is not None and job.worker_id != outcome.worker_id:
+                continue
             if job.lock is not None:
                 locks.append(job.lock)
+            if outcome.status is not Status.TODO:
+                finished.append(job.id)
             if outcome.delete_job:
                 del self.rows[job.id]
                 continue
@@ -283,6 +303,151 @@ class InMemoryStore:
                     finished_at=now,
                 )
         self._rebalance(locks)
+        if finished:
+            self.notify(Notification(kind="finished", job_ids=tuple(finished)))
+
+    def job_retry(self, params: RetryParams) -> bool:
+        row = self.rows.get(params.job_id)
+        retryable = (Status.FAILED, Status.ABORTED, Status.CANCELLED)
+        if row is None or row.job.status not in retryable:
+            return False
+        job = row.job
+        if job.queueing_lock is not None and any(
+            r.job.queueing_lock == job.queueing_lock and r.job.status is Status.TODO
+            for r in self.rows.values()
+        ):
+            raise AlreadyEnqueued(
+                f"A job with this queueing lock is already waiting: {job.queueing_lock!r}",
+                queueing_lock=job.queueing_lock,
+            )
+        lock = params.lock if params.lock is not None else job.lock
+        row.job = attrs.evolve(
+            job,
+            status=Status.TODO,
+            scheduled_at=params.retry_at,
+            priority=params.priority if params.priority is not None else job.priority,
+            queue=params.queue if params.queue is not None else job.queue,
+            lock=lock,
+            finished_at=None,
+            abort_requested=False,
+        )
+        row.lock_waiting = lock is not None
+        self._rebalance([x for x in (job.lock, lock) if x is not None])
+        self.notify(Notification(kind="defer", queues=(row.job.queue,)))
+        return True
+
+    def job_stats(self, group_by: str, filters: JobFilter) -> list[GroupStats]:
+        attribute = {"queue": "queue", "task": "task_name", "lock": "lock"}[group_by]
+        groups: dict[str, dict[str, int]] = {}
+        for job in self.job_list(attrs.evolve(filters, limit=len(self.rows) + 1)):
+            name = getattr(job, attribute)
+            if name is None:
+                continue
+            counts = groups.setdefault(
+                name, dict.fromkeys(("jobs_count", *(s.value for s in Status)), 0)
+            )
+            counts["jobs_count"] += 1
+            counts[job.status.value] += 1
+        return [
+            GroupStats(name=name, **groups[name])
+            for name in sorted(groups)[: filters.limit]
+        ]
+
+    def job_delete_old(self, params: DeleteOldParams) -> int:
+        limit = self.clock() - params.older_than
+        doomed = [
+            job_id
+            for job_id, row in self.rows.items()
+            if row.job.status in params.statuses
+            and row.job.finished_at is not None
+            and row.job.finished_at < limit
+            and (params.queue is None or row.job.queue == params.queue)
+        ]
+        for job_id in doomed:
+            del self.rows[job_id]
+        return len(doomed)
+
+    def _promote_due_locks(self) -> int:
+        now = self.clock()
+        active = {row.job.lock for row in self.rows.values() if row.is_lock_active}
+        locks = sorted(
+            {
+                row.job.lock
+                for row in self.rows.values()
+                if row.job.lock is not None
+                and row.job.lock not in active
+                and row.job.status is Status.TODO
+                and row.lock_waiting
+                and row.job.attempts == 0
+                and row.job.scheduled_at is not None
+                and row.job.scheduled_at <= now
+            }
+        )
+        self._rebalance(locks)
+        return len(locks)
+
+    def job_next_scheduled_at(
+        self, queues: Sequence[str] | None
+    ) -> datetime.datetime | None:
+        self._promote_due_locks()
+        now = self.clock()
+        due = [
+            row.job.scheduled_at
+            for row in self.rows.values()
+            if row.job.status is Status.TODO
+            and row.job.scheduled_at is not None
+            and row.job.scheduled_at > now
+            and (queues is None or row.job.queue in queues)
+        ]
+        return min(due, default=None)
+
+    def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
+        key = (params.job.task_name, params.periodic_id, params.defer_timestamp)
+        if key in self.periodic_ticks:
+            return None
+        (job_id,) = self.job_defer_many([params.job])
+        self.periodic_ticks[key] = job_id
+        for old in [
+            k
+            for k in self.periodic_ticks
+            if k[:2] == key[:2] and k[2] < params.keep_after
+        ]:
+            del self.periodic_ticks[old]
+        return job_id
+
+    def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        now = self.clock()
+        limit = now - datetime.timedelta(seconds=params.stalled_worker_timeout)
+        alive = {w.id for w in self.workers.values() if w.last_heartbeat > limit}
+        stalled = [
+            row.job
+            for _, row in sorted(self.rows.items())
+            if row.job.status is Status.DOING and row.job.worker_id not in alive
+        ]
+        recovered = tuple(params.decide(job) for job in stalled)
+        self.job_finish_many(recovered)
+        dead = [w.id for w in self.workers.values() if w.last_heartbeat < limit]
+        for worker_id in dead:
+            del self.workers[worker_id]
+        promoted = self._promote_due_locks()
+        return MaintenanceResult(
+            leader=True,
+            recovered=recovered,
+            pruned_workers=len(dead),
+            promoted_locks=promoted,
+        )
+
+    def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
+        """Polls: there is no other process to wait for; a worker in another
+        thread of this process may finish the job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job_get(job_id)
+            if job is None or job.status.is_final:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                return job
+            time.sleep(0.005)
 
     # -- workers -------------------------------------------------------------
 
@@ -360,6 +525,17 @@ class InMemorySyncConnector:
     def job_list(self, filters: JobFilter) -> list[Job]:
         return self.store.job_list(filters)
 
+    def job_retry(self, params: RetryParams) -> bool:
+        return self.store.job_retry(params)
+
+    def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        return self.store.job_stats(group_by, filters)
+
+    def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
+        return self.store.job_wait_finished(job_id, timeout)
+
     def schema_applied_migrations(self) -> list[str] | None:
         return self.store.schema_applied_migrations()
 
@@ -425,6 +601,10 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         self.store.job_finish_many(outcomes)
 
+    async def job_delete_old(self, params: DeleteOldParams) -> int:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_delete_old(params)
+
     async def job_get(self, job_id: int) -> Job | None:
         await anyio.lowlevel.checkpoint()
         return self.store.job_get(job_id)
@@ -432,6 +612,30 @@ class InMemoryConnector:
     async def job_list(self, filters: JobFilter) -> list[Job]:
         await anyio.lowlevel.checkpoint()
         return self.store.job_list(filters)
+
+    async def job_next_scheduled_at(
+        self, queues: Sequence[str] | None
+    ) -> datetime.datetime | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_next_scheduled_at(queues)
+
+    async def job_retry(self, params: RetryParams) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_retry(params)
+
+    async def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_stats(group_by, filters)
+
+    async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        await anyio.lowlevel.checkpoint()
+        return self.store.maintenance_run(params)
+
+    async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.periodic_defer(params)
 
     async def listen(
         self,

@@ -11,6 +11,7 @@ sync and async connections.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -19,7 +20,19 @@ import attrs
 from psycopg import errors as pg_errors
 
 from . import _json
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
+from ._driver import (
+    CancelParams,
+    DeleteOldParams,
+    FetchParams,
+    GroupStats,
+    JobFilter,
+    JobOutcome,
+    MaintenanceParams,
+    MaintenanceResult,
+    Notification,
+    PeriodicDeferParams,
+    RetryParams,
+)
 from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
 from ._job import Job, JobError, JobToDefer, Status
 from ._sql import queries
@@ -180,6 +193,12 @@ def parse_notification(payload: str) -> Notification | None:
             )
         if data["t"] == "abort":
             return Notification(kind="abort", job_id=int(data["j"]))
+        if data["t"] == "finished":
+            ids = data.get("j")
+            return Notification(
+                kind="finished",
+                job_ids=None if ids is None else tuple(int(i) for i in ids),
+            )
     except (ValueError, KeyError, TypeError):
         pass
     return None
@@ -234,10 +253,114 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
             "retry_queues": [o.retry_queue for o in outcomes],
             "retry_locks": [o.retry_lock for o in outcomes],
             "deletes": [o.delete_job for o in outcomes],
+            "worker_ids": [o.worker_id for o in outcomes],
         },
     )
     if locks:
         yield from _rebalance(locks)
+
+
+def job_retry(params: RetryParams) -> Operation[bool]:
+    rows = yield Statement("job_get", {"job_id": params.job_id})
+    if not rows:
+        return False
+    locks = sorted(
+        {lock for lock in (rows[0]["lock"], params.lock) if lock is not None}
+    )
+    yield BEGIN
+    if locks:
+        yield Statement("job_lock_acquire", {"locks": locks})
+    rows = yield Statement("job_retry", attrs.asdict(params))
+    if rows and locks:
+        yield from _rebalance(locks)
+    return bool(rows)
+
+
+def job_stats(group_by: str, filters: JobFilter) -> Operation[list[GroupStats]]:
+    rows = yield Statement(
+        "job_stats",
+        {
+            "group_by": group_by,
+            "queue": filters.queue,
+            "task_name": filters.task_name,
+            "status": None if filters.status is None else filters.status.value,
+            "lock": filters.lock,
+            "limit": filters.limit,
+        },
+    )
+    return [GroupStats(**row) for row in rows]
+
+
+def job_delete_old(params: DeleteOldParams) -> Operation[int]:
+    rows = yield Statement(
+        "job_delete_old",
+        {
+            "statuses": [status.value for status in params.statuses],
+            "older_than": params.older_than,
+            "queue": params.queue,
+        },
+    )
+    deleted: int = rows[0]["deleted"]
+    return deleted
+
+
+def _promote_due_locks() -> Generator[Statement, list[Row], int]:
+    """Let jobs whose schedule just came due take their free lock."""
+    rows = yield Statement("job_locks_due")
+    locks = sorted(row["lock"] for row in rows)
+    if locks:
+        yield BEGIN
+        yield Statement("job_lock_acquire", {"locks": locks})
+        yield from _rebalance(locks)
+    return len(locks)
+
+
+def job_next_scheduled_at(
+    queues: Sequence[str] | None,
+) -> Operation[datetime.datetime | None]:
+    yield from _promote_due_locks()
+    rows = yield Statement(
+        "job_next_scheduled_at", {"queues": None if queues is None else list(queues)}
+    )
+    due: datetime.datetime | None = rows[0]["next"]
+    return due
+
+
+def periodic_defer(params: PeriodicDeferParams) -> Operation[int | None]:
+    key = {
+        "task_name": params.job.task_name,
+        "periodic_id": params.periodic_id,
+        "defer_timestamp": params.defer_timestamp,
+    }
+    yield BEGIN
+    rows = yield Statement("periodic_tick_claim", key)
+    if not rows:
+        return None
+    (job_id,) = yield from job_defer_many([params.job])
+    yield Statement(
+        "periodic_tick_done", {**key, "job_id": job_id, "keep_after": params.keep_after}
+    )
+    return job_id
+
+
+def maintenance_run(params: MaintenanceParams) -> Operation[MaintenanceResult]:
+    yield BEGIN
+    rows = yield Statement("maintenance_try_lock")
+    if not rows[0]["leader"]:
+        return MaintenanceResult(leader=False)
+    seconds = {"seconds": params.stalled_worker_timeout}
+    rows = yield Statement("job_list_stalled", seconds)
+    recovered = tuple(params.decide(job_from_row(row)) for row in rows)
+    if recovered:
+        yield from job_finish_many(recovered)
+    rows = yield Statement("worker_prune_dead", seconds)
+    promoted = yield from _promote_due_locks()
+    return MaintenanceResult(
+        leader=True,
+        recovered=recovered,
+        pruned_workers=rows[0]["pruned"],
+        promoted_locks=promoted,
+    )
 
 
 def worker_heartbeat(worker_id: int) -> Operation[bool]:
@@ -255,8 +378,8 @@ def worker_register(
         rows = yield Statement(
             "worker_register_again", {**params, "worker_id": worker_id}
         )
-    worker_id: int = rows[0]["id"]
-    return worker_id
+    new_id: int = rows[0]["id"]
+    return new_id
 
 
 def worker_unregister(worker_id: int) -> Operation[None]:

@@ -6,15 +6,29 @@ It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import psycopg
+from psycopg.rows import dict_row
 
 from . import _pg, _pg_ops
-from ._driver import CancelParams, FetchParams, JobFilter, JobOutcome, Notification
+from ._driver import (
+    CancelParams,
+    DeleteOldParams,
+    FetchParams,
+    GroupStats,
+    JobFilter,
+    JobOutcome,
+    MaintenanceParams,
+    MaintenanceResult,
+    Notification,
+    PeriodicDeferParams,
+    RetryParams,
+)
 from ._exceptions import AppNotOpen, ConnectorException
 from ._sync_psycopg_connector import SyncPsycopgConnector
 
@@ -29,7 +43,9 @@ T = TypeVar("T")
 async def run_operation_async(
     conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T]
 ) -> T:
-    """Drive one operation on ``conn``, inside a transaction if it asks for one.
+    """Drive one operation on ``conn``; from a ``BEGIN`` on, inside a
+    transaction (a savepoint when ``conn`` is already in one, e.g. a caller's
+    own: the operation then joins the caller's transaction).
 
     psycopg errors are translated into the library's exceptions.
     """
@@ -39,9 +55,6 @@ async def run_operation_async(
         except StopIteration as stop:
             result: T = stop.value
             return result
-        if statement is _pg_ops.BEGIN:
-            async with conn.transaction():
-                return await _drive(conn, op, op.send([]))
         return await _drive(conn, op, statement)
     except psycopg.Error as exc:
         raise _pg_ops.translate_error(exc) from exc
@@ -53,7 +66,11 @@ async def _drive(
     statement: _pg_ops.Statement,
 ) -> T:
     while True:
-        cursor = await conn.execute(statement.query(), statement.params or None)
+        if statement is _pg_ops.BEGIN:
+            async with conn.transaction():
+                return await _drive(conn, op, op.send([]))
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(statement.query(), statement.params or None)
         rows: list[Any] = await cursor.fetchall() if cursor.description else []
         try:
             statement = op.send(rows)
@@ -148,11 +165,27 @@ class PsycopgConnector:
     async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
         await self._run(_pg_ops.job_finish_many(outcomes))
 
+    async def job_delete_old(self, params: DeleteOldParams) -> int:
+        return await self._run(_pg_ops.job_delete_old(params))
+
     async def job_get(self, job_id: int) -> Job | None:
         return await self._run(_pg_ops.job_get(job_id))
 
     async def job_list(self, filters: JobFilter) -> list[Job]:
         return await self._run(_pg_ops.job_list(filters))
+
+    async def job_next_scheduled_at(
+        self, queues: Sequence[str] | None
+    ) -> datetime.datetime | None:
+        return await self._run(_pg_ops.job_next_scheduled_at(queues))
+
+    async def job_retry(self, params: RetryParams) -> bool:
+        return await self._run(_pg_ops.job_retry(params))
+
+    async def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        return await self._run(_pg_ops.job_stats(group_by, filters))
 
     async def listen(
         self,
@@ -181,6 +214,12 @@ class PsycopgConnector:
         finally:
             with anyio.CancelScope(shield=True):
                 await conn.close()
+
+    async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        return await self._run(_pg_ops.maintenance_run(params))
+
+    async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
+        return await self._run(_pg_ops.periodic_defer(params))
 
     async def schema_applied_migrations(self) -> list[str] | None:
         return await self._run(_pg_ops.schema_applied_migrations())

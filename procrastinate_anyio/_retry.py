@@ -67,7 +67,7 @@ class BaseRetryStrategy:
 
 def _check_exceptions(
     _: object,
-    __: attrs.Attribute[object],
+    __: attrs.Attribute[tuple[type[BaseException], ...] | None],
     value: tuple[type[BaseException], ...] | None,
 ) -> None:
     if value is None:
@@ -75,6 +75,13 @@ def _check_exceptions(
     for item in value:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise TypeError(f"retry_exceptions must be exception classes, not {item!r}")
+
+
+def _check_max_attempts(
+    _: object, __: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {value}")
 
 
 def _to_exceptions(
@@ -100,20 +107,13 @@ class RetryStrategy(BaseRetryStrategy):
             exception).
     """
 
-    max_attempts: int | None = attrs.field(default=None)
+    max_attempts: int | None = attrs.field(default=None, validator=_check_max_attempts)
     wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     linear_wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     exponential_wait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     retry_exceptions: tuple[type[BaseException], ...] | None = attrs.field(
         default=None, converter=_to_exceptions, validator=_check_exceptions
     )
-
-    @max_attempts.validator
-    def _check_max_attempts(
-        self, _: attrs.Attribute[int | None], value: int | None
-    ) -> None:
-        if value is not None and value < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {value}")
 
     def delay_seconds(self, attempts: int) -> float:
         """The wait before the next attempt, after ``attempts`` attempts."""

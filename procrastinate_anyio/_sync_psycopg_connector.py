@@ -4,15 +4,16 @@ the async connector (:mod:`._pg_ops`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
 from . import _pg_ops
-from ._driver import CancelParams, JobFilter
+from ._driver import CancelParams, GroupStats, JobFilter, RetryParams
 from ._exceptions import AppNotOpen, ConnectorException
 
 if TYPE_CHECKING:
@@ -33,9 +34,6 @@ def run_operation_sync(conn: psycopg.Connection[Any], op: _pg_ops.Operation[T]) 
         except StopIteration as stop:
             result: T = stop.value
             return result
-        if statement is _pg_ops.BEGIN:
-            with conn.transaction():
-                return _drive(conn, op, op.send([]))
         return _drive(conn, op, statement)
     except psycopg.Error as exc:
         raise _pg_ops.translate_error(exc) from exc
@@ -47,6 +45,9 @@ def _drive(
     statement: _pg_ops.Statement,
 ) -> T:
     while True:
+        if statement is _pg_ops.BEGIN:
+            with conn.transaction():
+                return _drive(conn, op, op.send([]))
         cursor = conn.cursor(row_factory=dict_row)
         cursor.execute(statement.query(), statement.params or None)
         rows: list[Any] = cursor.fetchall() if cursor.description else []
@@ -142,6 +143,37 @@ class SyncPsycopgConnector:
 
     def job_list(self, filters: JobFilter) -> list[Job]:
         return self._run(_pg_ops.job_list(filters))
+
+    def job_retry(self, params: RetryParams) -> bool:
+        return self._run(_pg_ops.job_retry(params))
+
+    def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        return self._run(_pg_ops.job_stats(group_by, filters))
+
+    def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
+        """LISTEN on a dedicated connection and re-read the job on each
+        notification of finished jobs (and every second, as a fallback)."""
+        if self._pool is None:
+            raise AppNotOpen("The connector is not open: use `with app.open():`")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with psycopg.connect(
+                self.conninfo, autocommit=True, **self.connect_kwargs
+            ) as conn:
+                conn.execute(_pg_ops.Statement("listen").query())
+                while True:
+                    job = run_operation_sync(conn, _pg_ops.job_get(job_id))
+                    if job is None or job.status.is_final:
+                        return job
+                    remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                    if remaining <= 0:
+                        return job
+                    for _ in conn.notifies(timeout=min(remaining, 1.0), stop_after=1):
+                        pass
+        except psycopg.Error as exc:
+            raise _pg_ops.translate_error(exc) from exc
 
     def schema_applied_migrations(self) -> list[str] | None:
         return self._run(_pg_ops.schema_applied_migrations())

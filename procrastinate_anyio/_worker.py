@@ -8,6 +8,8 @@ Its tree::
     │   ├── listener               LISTEN/NOTIFY, reconnects with backoff
     │   ├── heartbeat              keeps the worker row alive
     │   ├── abort poller           polls abort requests (NOTIFY is the fast path)
+    │   ├── maintenance            recovers dead workers' jobs (one worker at a time)
+    │   ├── periodic deferrer      defers cron ticks, once per tick across workers
     │   └── signals                SIGINT/SIGTERM: first = graceful, second = now
     └── jobs (task group)
         ├── fetcher loop           claims up to the free slots in one statement
@@ -26,11 +28,13 @@ is bounded by ``shutdown_graceful_timeout`` and the final flush by
 
 from __future__ import annotations
 
+import datetime
 import enum
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +53,8 @@ from ._heartbeat import Heartbeat
 from ._job import Status
 from ._job_runner import RunningJob, StopReason, run_job
 from ._listener import Listener
+from ._maintenance import Maintenance
+from ._periodic import DEFAULT_MAX_DELAY_SECONDS, PeriodicDeferrer
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -56,11 +62,8 @@ if TYPE_CHECKING:
 
     from ._app import App
 
-if not TYPE_CHECKING:
-    try:
-        BaseExceptionGroup
-    except NameError:  # Python 3.10
-        from exceptiongroup import BaseExceptionGroup
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 logger = logging.getLogger("procrastinate_anyio.worker")
 
@@ -277,6 +280,12 @@ class Worker:
         if self._ran:
             raise RuntimeError("a Worker runs once; make a new one")
         self._ran = True
+        # Outside the task group below, so that a registration error reaches
+        # the caller as is, not inside an exception group.
+        with anyio.CancelScope(shield=True):
+            self.worker_id = await self.app.connector.worker_register(
+                self.options.name, self.options.queues
+            )
         finished = anyio.Event()
 
         async def guard() -> None:
@@ -300,7 +309,7 @@ class Worker:
         options = self.options
         connector = self.app.connector
         self._thread_limiter = anyio.CapacityLimiter(options.concurrency)
-        self.worker_id = await connector.worker_register(options.name, options.queues)
+        assert self.worker_id is not None
         log_extra = {"worker": options.name, "worker_id": self.worker_id}
         logger.info(
             "Worker %s started: queues %s, concurrency %d",
@@ -400,6 +409,24 @@ class Worker:
                 )
                 tg.start_soon(self._supervise, heartbeat.run, None)
                 tg.start_soon(self._supervise, self._poll_aborts, None)
+                maintenance = Maintenance(
+                    self.app,
+                    stalled_worker_timeout=options.stalled_worker_timeout,
+                    interval=min(
+                        options.update_heartbeat_interval,
+                        options.fetch_job_polling_interval,
+                    ),
+                )
+                tg.start_soon(self._supervise, maintenance.run, None)
+                periodic = PeriodicDeferrer(
+                    self.app,
+                    max_delay=float(
+                        self.app.periodic_defaults.get(
+                            "max_delay", DEFAULT_MAX_DELAY_SECONDS
+                        )
+                    ),
+                )
+                tg.start_soon(self._supervise, periodic.run, None)
                 if (
                     options.install_signal_handlers
                     and threading.current_thread() is threading.main_thread()
@@ -454,7 +481,7 @@ class Worker:
             running = self._running.get(notification.job_id or 0)
             if running is not None:
                 running.stop(StopReason.ABORT)
-        elif (
+        elif notification.kind == "defer" and (
             notification.queues is None
             or self.options.queues is None
             or any(queue in self.options.queues for queue in notification.queues)
@@ -500,10 +527,10 @@ class Worker:
                 await self._wait_for(None)
                 continue
             if not self._more_jobs_likely and options.wait:
-                with anyio.move_on_after(options.fetch_job_polling_interval):
+                with anyio.move_on_after(await self._idle_timeout()):
                     await self._wakeup.wait()
                 self._wakeup = anyio.Event()
-                if self._stop_requested:
+                if self.statistics().stopping:  # stop() may have run meanwhile
                     break
             limit = min(free, options.fetch_batch_size)
             try:
@@ -564,6 +591,20 @@ class Worker:
                     break
                 await self._wait_for(None)
 
+    async def _idle_timeout(self) -> float:
+        """How long an idle fetcher waits for a notification: the polling
+        interval, or less when a scheduled job is due sooner (so it starts on
+        time without busy polling)."""
+        interval = self.options.fetch_job_polling_interval
+        try:
+            due = await self.app.connector.job_next_scheduled_at(self.options.queues)
+        except ConnectorException:
+            return interval
+        if due is None:
+            return interval
+        wait = (due - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        return min(interval, max(wait, 0.0))
+
     async def _wait_running_jobs(self) -> None:
         """After fetching stopped: give running jobs the graceful timeout, then
         cancel them; return when they have all ended."""
@@ -601,6 +642,7 @@ class Worker:
                 # A job that started after the stop-now decision was taken.
                 for other in list(self._running.values()):
                     other.stop(StopReason.SHUTDOWN)
+        outcome = attrs.evolve(outcome, worker_id=self.worker_id)
         delete = self.options.delete_jobs
         if outcome.status.is_final and (
             delete is DeleteJobs.ALWAYS

@@ -167,47 +167,173 @@ RETURNING pa_jobs.*;
 
 -- name: job_finish_many
 -- Batched completion: one statement for many outcomes, guarded by the
--- current status so that a job finished elsewhere (or recovered) is left
--- alone. A retried job goes back to todo; it keeps its place on its lock
--- unless the retry moves it to another lock.
+-- current status (and owner, when given) so that a job finished elsewhere,
+-- or recovered and claimed again, is left alone. A retried job goes back to
+-- todo; it keeps its place on its lock unless the retry moves it to another
+-- lock. One notification lists the jobs that finished (for wait_for_job).
 WITH outcome AS (
     SELECT * FROM unnest(
         %(ids)s::bigint[], %(statuses)s::pa_job_status[], %(results)s::jsonb[],
         %(error_types)s::text[], %(error_messages)s::text[], %(error_tracebacks)s::text[],
         %(retry_ats)s::timestamptz[], %(retry_priorities)s::integer[],
-        %(retry_queues)s::text[], %(retry_locks)s::text[], %(deletes)s::boolean[]
+        %(retry_queues)s::text[], %(retry_locks)s::text[], %(deletes)s::boolean[],
+        %(worker_ids)s::bigint[]
     ) AS o (id, status, result, error_type, error_message, error_traceback,
-            retry_at, retry_priority, retry_queue, retry_lock, delete_job)
+            retry_at, retry_priority, retry_queue, retry_lock, delete_job, worker_id)
 ),
 deleted AS (
-    DELETE FROM pa_jobs USING outcome
-    WHERE pa_jobs.id = outcome.id AND outcome.delete_job AND pa_jobs.status = 'doing'
+    DELETE FROM pa_jobs USING outcome AS o
+    WHERE pa_jobs.id = o.id AND o.delete_job AND pa_jobs.status = 'doing'
+      AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
     RETURNING pa_jobs.id
+),
+updated AS (
+    UPDATE pa_jobs SET
+        status = o.status,
+        result = o.result,
+        error_type = o.error_type,
+        error_message = o.error_message,
+        error_traceback = o.error_traceback,
+        finished_at = CASE WHEN o.status = 'todo' THEN NULL ELSE now() END,
+        scheduled_at = CASE WHEN o.status = 'todo' THEN o.retry_at ELSE pa_jobs.scheduled_at END,
+        priority = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_priority, pa_jobs.priority)
+                   ELSE pa_jobs.priority END,
+        queue_name = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_queue, pa_jobs.queue_name)
+                     ELSE pa_jobs.queue_name END,
+        lock = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_lock, pa_jobs.lock)
+               ELSE pa_jobs.lock END,
+        lock_waiting = o.status = 'todo' AND o.retry_lock IS NOT NULL
+                       AND o.retry_lock IS DISTINCT FROM pa_jobs.lock
+    FROM outcome AS o
+    WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing'
+      AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
+    RETURNING pa_jobs.id, pa_jobs.status
+),
+finished AS (
+    SELECT id FROM deleted
+    UNION ALL
+    SELECT id FROM updated WHERE status <> 'todo'
+),
+payload AS (
+    SELECT json_build_object('t', 'finished', 'j', json_agg(id))::text AS p
+    FROM finished
+    HAVING count(*) > 0
 )
-UPDATE pa_jobs SET
-    status = o.status,
-    result = o.result,
-    error_type = o.error_type,
-    error_message = o.error_message,
-    error_traceback = o.error_traceback,
-    finished_at = CASE WHEN o.status = 'todo' THEN NULL ELSE now() END,
-    scheduled_at = CASE WHEN o.status = 'todo' THEN o.retry_at ELSE pa_jobs.scheduled_at END,
-    priority = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_priority, pa_jobs.priority)
-               ELSE pa_jobs.priority END,
-    queue_name = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_queue, pa_jobs.queue_name)
-                 ELSE pa_jobs.queue_name END,
-    lock = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_lock, pa_jobs.lock)
-           ELSE pa_jobs.lock END,
-    lock_waiting = o.status = 'todo' AND o.retry_lock IS NOT NULL
-                   AND o.retry_lock IS DISTINCT FROM pa_jobs.lock
-FROM outcome AS o
-WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing';
+SELECT pg_notify(
+    'pa_events', CASE WHEN octet_length(p) > 7000 THEN '{"t":"finished"}' ELSE p END
+)
+FROM payload;
 
 -- name: job_abort_requested_many
 SELECT id FROM pa_jobs WHERE id = ANY(%(job_ids)s::bigint[]) AND abort_requested;
 
 -- name: listen
 LISTEN pa_events;
+
+-- name: job_retry
+-- Manual retry of a failed, aborted or cancelled job. A job with a lock
+-- joins its lock's line (the caller rebalances the lock).
+UPDATE pa_jobs SET
+    status = 'todo',
+    scheduled_at = %(retry_at)s,
+    priority = coalesce(%(priority)s, priority),
+    queue_name = coalesce(%(queue)s, queue_name),
+    lock = coalesce(%(lock)s, lock),
+    lock_waiting = coalesce(%(lock)s, lock) IS NOT NULL,
+    finished_at = NULL,
+    abort_requested = false
+WHERE id = %(job_id)s AND status IN ('failed', 'aborted', 'cancelled')
+RETURNING id, lock,
+    pg_notify('pa_events', json_build_object('t', 'defer', 'q', json_build_array(queue_name))::text);
+
+-- name: job_stats
+-- Job counts by status per queue, task or lock.
+SELECT
+    CASE %(group_by)s WHEN 'queue' THEN queue_name WHEN 'task' THEN task_name ELSE lock END AS name,
+    count(*) AS jobs_count,
+    count(*) FILTER (WHERE status = 'todo') AS todo,
+    count(*) FILTER (WHERE status = 'doing') AS doing,
+    count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+    count(*) FILTER (WHERE status = 'failed') AS failed,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+    count(*) FILTER (WHERE status = 'aborted') AS aborted
+FROM pa_jobs
+WHERE (%(group_by)s <> 'lock' OR lock IS NOT NULL)
+  AND (%(queue)s::text IS NULL OR queue_name = %(queue)s::text)
+  AND (%(task_name)s::text IS NULL OR task_name = %(task_name)s::text)
+  AND (%(status)s::pa_job_status IS NULL OR status = %(status)s::pa_job_status)
+  AND (%(lock)s::text IS NULL OR lock = %(lock)s::text)
+GROUP BY 1
+ORDER BY 1
+LIMIT %(limit)s;
+
+-- name: job_delete_old
+WITH deleted AS (
+    DELETE FROM pa_jobs
+    WHERE status = ANY(%(statuses)s::pa_job_status[])
+      AND finished_at < now() - %(older_than)s::interval
+      AND (%(queue)s::text IS NULL OR queue_name = %(queue)s::text)
+    RETURNING 1
+)
+SELECT count(*) AS deleted FROM deleted;
+
+-- name: job_next_scheduled_at
+SELECT min(scheduled_at) AS next FROM pa_jobs
+WHERE status = 'todo' AND scheduled_at > now()
+  AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]));
+
+-- name: job_locks_due
+-- Locks with a never-started job that just became due and no active job:
+-- those jobs were not candidates when their lock was last rebalanced.
+SELECT DISTINCT w.lock FROM pa_jobs AS w
+WHERE w.status = 'todo' AND w.lock_waiting AND w.attempts = 0
+  AND w.scheduled_at <= now()
+  AND NOT EXISTS (
+      SELECT 1 FROM pa_jobs AS a
+      WHERE a.lock = w.lock AND (a.status = 'doing' OR (a.status = 'todo' AND NOT a.lock_waiting))
+  )
+LIMIT 100;
+
+-- name: periodic_tick_claim
+-- Exactly once per tick: the primary key lets one worker in.
+INSERT INTO pa_periodic_defers (task_name, periodic_id, defer_timestamp)
+VALUES (%(task_name)s, %(periodic_id)s, %(defer_timestamp)s)
+ON CONFLICT DO NOTHING
+RETURNING defer_timestamp;
+
+-- name: periodic_tick_done
+WITH done AS (
+    UPDATE pa_periodic_defers SET job_id = %(job_id)s
+    WHERE task_name = %(task_name)s AND periodic_id = %(periodic_id)s
+      AND defer_timestamp = %(defer_timestamp)s
+)
+DELETE FROM pa_periodic_defers
+WHERE task_name = %(task_name)s AND periodic_id = %(periodic_id)s
+  AND defer_timestamp < %(keep_after)s;
+
+-- name: maintenance_try_lock
+-- One maintenance pass at a time across workers; the others skip theirs.
+SELECT pg_try_advisory_xact_lock(hashtextextended('pa_maintenance', 0)) AS leader;
+
+-- name: job_list_stalled
+-- Doing jobs whose worker stopped heartbeating (or whose row is gone).
+SELECT * FROM pa_jobs AS j
+WHERE status = 'doing'
+  AND NOT EXISTS (
+      SELECT 1 FROM pa_workers AS w
+      WHERE w.id = j.worker_id
+        AND w.last_heartbeat > now() - make_interval(secs => %(seconds)s)
+  )
+ORDER BY id
+FOR UPDATE SKIP LOCKED;
+
+-- name: worker_prune_dead
+WITH pruned AS (
+    DELETE FROM pa_workers
+    WHERE last_heartbeat < now() - make_interval(secs => %(seconds)s)
+    RETURNING id
+)
+SELECT count(*) AS pruned FROM pruned;
 
 -- name: worker_register
 INSERT INTO pa_workers (name, queues) VALUES (%(name)s, %(queues)s) RETURNING id;

@@ -65,6 +65,9 @@ CREATE UNIQUE INDEX pa_jobs_queueing_lock_idx ON pa_jobs (queueing_lock)
     WHERE status = 'todo';
 CREATE INDEX pa_jobs_doing_worker_idx ON pa_jobs (worker_id)
     WHERE status = 'doing';
+-- Future-scheduled jobs: when the next one is due, which locked ones are due.
+CREATE INDEX pa_jobs_scheduled_idx ON pa_jobs (scheduled_at)
+    WHERE status = 'todo' AND scheduled_at IS NOT NULL;
 
 -- One row per periodic tick: the primary key makes a tick deferred once,
 -- however many workers try.
