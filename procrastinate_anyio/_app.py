@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import importlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,9 @@ from ._task import DEFAULT_QUEUE
 from ._worker import Worker
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+
     from anyio.abc import TaskStatus
 
     from ._driver import AsyncConnector

@@ -4,19 +4,20 @@ any app exists, and an app adopts them with ``add_tasks_from``."""
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
 from ._exceptions import TaskAlreadyRegistered, TaskNotFound, UnboundTaskError
 from ._periodic import PeriodicTask, make_periodic_task
-from ._retry import RetryValue
 from ._task import DEFAULT_QUEUE, Task
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable
+
     from ._job_manager import JobManager
+    from ._retry import RetryValue
 
 P = ParamSpec("P")
 R = TypeVar("R")

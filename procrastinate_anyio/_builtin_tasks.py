@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._blueprint import Blueprint
-from ._context import JobContext
+
+if TYPE_CHECKING:
+    from ._context import JobContext
 
 
 def make_builtin_blueprint() -> Blueprint:

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,6 +40,7 @@ from ._exceptions import (
     TaskNotFound,
 )
 from ._schema import SchemaManager
+from ._shell import Shell
 from ._version import __version__
 from ._worker import WorkerOptions
 
@@ -350,6 +352,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shell(args: argparse.Namespace) -> int:
+    app = _load_app(args)
+    with app.open():
+        shell = Shell(app.job_manager)
+        if args.shell_command:
+            shell.onecmd(shlex.join(args.shell_command))
+        else:
+            shell.cmdloop()
+    return 0
+
+
 def _version_text() -> str:
     versions = {name: importlib.metadata.version(name) for name in ("psycopg", "anyio")}
     return (
@@ -406,6 +419,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     summary = "check the app, the database and the schema"
     command("healthchecks", _cmd_healthchecks, summary)
+
+    shell = command("shell", _cmd_shell, "inspect and act on jobs, interactively")
+    shell.add_argument(
+        "shell_command",
+        nargs=argparse.REMAINDER,
+        help="run one shell command and exit, e.g. list_jobs status=failed",
+    )
 
     worker = command("worker", _cmd_worker, "run a worker until Ctrl-C or SIGTERM")
     worker.epilog = (

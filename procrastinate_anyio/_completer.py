@@ -12,7 +12,6 @@ runs. (Batched completion is what graphile-worker and River do to go fast.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -21,6 +20,8 @@ import attrs
 from ._exceptions import ConnectorException
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 

@@ -16,18 +16,18 @@ object. The shape follows River's ``riverdriver`` interface.
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
 import attrs
 
-from ._job import Job, JobError, JobToDefer, Status
-
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable, Sequence
+
     from anyio.abc import TaskStatus
 
+    from ._job import Job, JobError, JobToDefer, Status
     from ._json import JSONValue
 
 

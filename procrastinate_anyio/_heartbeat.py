@@ -4,7 +4,6 @@ registers it again (same id) if its row was pruned."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -13,6 +12,8 @@ import attrs
 from ._exceptions import ConnectorException
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from anyio.abc import TaskStatus
 
     from ._driver import AsyncConnector

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
 import enum
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._json import JSONValue
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Mapping
+
+    from ._json import JSONValue
 
 
 class Status(str, enum.Enum):

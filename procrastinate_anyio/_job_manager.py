@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -23,6 +22,8 @@ from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
 from ._job import Job, JobToDefer, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from anyio.abc import TaskStatus
 
     from ._driver import AsyncConnector, SyncConnector
@@ -273,7 +274,10 @@ class JobManager:
         )
 
     async def wait_for_job_async(
-        self, job_id: int, *, timeout: float | None = None
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109  # mirrors the sync twin's API
     ) -> Job:
         """Wait until the job is finished (succeeded, failed, cancelled or
         aborted) and return it, with its ``result`` or ``error``.

@@ -170,11 +170,17 @@ async def run_job(
     duration = time.monotonic() - started
 
     reason = running.stop_reason
-    if reason is None and running.scope.cancel_called:
-        reason = StopReason.TIMEOUT  # only the deadline cancels without a reason
+    if reason is None and (
+        # Only the deadline cancels without a reason; a sync task may also
+        # have seen it through should_abort() before the scope did.
+        running.scope.cancel_called or running.abort_signal.reason == "timeout"
+    ):
+        reason = StopReason.TIMEOUT
     if reason is StopReason.ABORT:
         return _aborted(job, log_extra)
-    if reason is StopReason.TIMEOUT and not returned:
+    if reason is StopReason.TIMEOUT:
+        # Even if a sync task returned: it was past its timeout (and likely
+        # returned early because should_abort() said so).
         error = TimeoutError(f"Job exceeded its timeout of {task.timeout} s")
     elif reason is StopReason.SHUTDOWN and not returned:
         interrupted = JobInterrupted("The worker stopped while the job was running")

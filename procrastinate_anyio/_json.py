@@ -7,10 +7,12 @@ at the API boundary, with an error that names the offending argument.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidJobArguments
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 JSONValue = Any
 """A value that :func:`json.dumps` accepts (dict, list, str, int, float, bool, None)."""

@@ -5,7 +5,6 @@ the worker correct while the listener is down."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -14,6 +13,8 @@ from anyio.abc import TaskStatus
 from ._exceptions import ConnectorException
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._driver import AsyncConnector, Notification
 
 logger = logging.getLogger("procrastinate_anyio.listener")

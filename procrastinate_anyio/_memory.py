@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import time
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -38,6 +37,8 @@ from ._exceptions import AlreadyEnqueued
 from ._job import Job, JobToDefer, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from anyio.abc import TaskStatus
 
 

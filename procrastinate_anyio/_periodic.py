@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -27,6 +26,8 @@ from ._driver import PeriodicDeferParams
 from ._exceptions import AlreadyEnqueued, ConnectorException
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from anyio.abc import TaskStatus
 
     from ._app import App

@@ -11,10 +11,9 @@ sync and async connections.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 from psycopg import errors as pg_errors
@@ -36,6 +35,9 @@ from ._driver import (
 from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
 from ._job import Job, JobError, JobToDefer, Status
 from ._sql import queries
+
+if TYPE_CHECKING:
+    import datetime
 
 T = TypeVar("T")
 Row = Mapping[str, Any]

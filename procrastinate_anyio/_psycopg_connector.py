@@ -6,8 +6,6 @@ It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -16,25 +14,28 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import _pg, _pg_ops
-from ._driver import (
-    CancelParams,
-    DeleteOldParams,
-    FetchParams,
-    GroupStats,
-    JobFilter,
-    JobOutcome,
-    MaintenanceParams,
-    MaintenanceResult,
-    Notification,
-    PeriodicDeferParams,
-    RetryParams,
-)
 from ._exceptions import AppNotOpen, ConnectorException
 from ._sync_psycopg_connector import SyncPsycopgConnector
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable, Mapping, Sequence
+
     from anyio.abc import TaskStatus
 
+    from ._driver import (
+        CancelParams,
+        DeleteOldParams,
+        FetchParams,
+        GroupStats,
+        JobFilter,
+        JobOutcome,
+        MaintenanceParams,
+        MaintenanceResult,
+        Notification,
+        PeriodicDeferParams,
+        RetryParams,
+    )
     from ._job import Job, JobToDefer
 
 T = TypeVar("T")

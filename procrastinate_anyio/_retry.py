@@ -4,12 +4,13 @@ time is passed in."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._job import Job
 
 
@@ -132,7 +133,7 @@ class RetryStrategy(BaseRetryStrategy):
         return RetryDecision(retry_in=self.delay_seconds(job.attempts))
 
 
-RetryValue = Union[bool, int, BaseRetryStrategy, None]
+RetryValue: TypeAlias = "bool | int | BaseRetryStrategy | None"
 """What ``@app.task(retry=...)`` accepts."""
 
 

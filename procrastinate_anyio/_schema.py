@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.resources
 import pathlib
 import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -22,6 +21,8 @@ import attrs
 from ._sql import read_sql_file
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._driver import AsyncConnector
     from ._job_manager import SyncConnectorSlot
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import cmd
 import shlex
-from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from ._exceptions import ProcrastinateException
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from ._driver import GroupStats
     from ._job import Job
     from ._job_manager import JobManager

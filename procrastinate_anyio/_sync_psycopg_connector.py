@@ -5,7 +5,6 @@ the async connector (:mod:`._pg_ops`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import psycopg
@@ -13,10 +12,12 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from . import _pg_ops
-from ._driver import CancelParams, GroupStats, JobFilter, RetryParams
 from ._exceptions import AppNotOpen, ConnectorException
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ._driver import CancelParams, GroupStats, JobFilter, RetryParams
     from ._job import Job, JobToDefer
 
 T = TypeVar("T")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import inspect
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from typing_extensions import ParamSpec
@@ -13,6 +12,8 @@ from ._deferrer import _UNSET, JobDeferrer, JobTemplate, check_name, signature_c
 from ._retry import BaseRetryStrategy, RetryValue, get_retry_strategy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from ._blueprint import Blueprint
 
 P = ParamSpec("P")

@@ -37,7 +37,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -57,6 +56,8 @@ from ._maintenance import Maintenance
 from ._periodic import DEFAULT_MAX_DELAY_SECONDS, PeriodicDeferrer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
 
@@ -336,10 +337,9 @@ class Worker:
                 await tg.start(self._run_services, services_scope)
                 task_status.started(self)
                 try:
-                    async with send:
-                        async with anyio.create_task_group() as jobs:
-                            await self._supervise(self._fetch_loop, None, jobs, send)
-                            await self._wait_running_jobs()
+                    async with send, anyio.create_task_group() as jobs:
+                        await self._supervise(self._fetch_loop, None, jobs, send)
+                        await self._wait_running_jobs()
                 finally:
                     services_scope.cancel()
                     completer_scope.deadline = (
@@ -509,10 +509,9 @@ class Worker:
                 if running is not None:
                     running.stop(StopReason.ABORT)
 
-    async def _wait_for(self, timeout: float | None) -> None:
-        """Wait until something changes (or ``timeout``)."""
-        with anyio.move_on_after(timeout):
-            await self._changed.wait()
+    async def _wait_for_change(self) -> None:
+        """Wait until something changes (a job ends, a stop is requested...)."""
+        await self._changed.wait()
         self._changed = anyio.Event()
 
     async def _fetch_loop(
@@ -524,7 +523,7 @@ class Worker:
         while not self._stop_requested:
             free = options.concurrency - len(self._running)
             if free <= 0:
-                await self._wait_for(None)
+                await self._wait_for_change()
                 continue
             if not self._more_jobs_likely and options.wait:
                 with anyio.move_on_after(await self._idle_timeout()):
@@ -589,7 +588,7 @@ class Worker:
                         extra={"action": "worker_no_job_left"},
                     )
                     break
-                await self._wait_for(None)
+                await self._wait_for_change()
 
     async def _idle_timeout(self) -> float:
         """How long an idle fetcher waits for a notification: the polling
@@ -617,7 +616,7 @@ class Worker:
             )
         with anyio.move_on_after(timeout):
             while self._running and not self._stop_now:
-                await self._wait_for(None)
+                await self._wait_for_change()
         for running in list(self._running.values()):
             running.stop(StopReason.SHUTDOWN)
 
