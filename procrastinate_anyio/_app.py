@@ -51,25 +51,58 @@ class App(Blueprint):
         periodic_defaults: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.connector = connector
         self.import_paths = list(import_paths or [])
         self.worker_defaults: dict[str, Any] = dict(worker_defaults or {})
         self.periodic_defaults: dict[str, Any] = dict(periodic_defaults or {})
-        self._sync_slot = SyncConnectorSlot()
-        self._job_manager = JobManager(connector, self._sync_slot)
-        self.schema_manager = SchemaManager(connector, self._sync_slot)
+        self._bind(connector)
         self.add_tasks_from(make_builtin_blueprint(), namespace="builtin")
 
     def __repr__(self) -> str:
         return f"App(connector={self.connector!r}, tasks={len(self.tasks)})"
 
+    def _bind(self, connector: AsyncConnector) -> None:
+        self.connector = connector
+        self._sync_slot = SyncConnectorSlot()
+        self._job_manager = JobManager(connector, self._sync_slot)
+        self.schema_manager = SchemaManager(connector, self._sync_slot)
+
     @property
     def job_manager(self) -> JobManager:
         return self._job_manager
 
+    @contextmanager
+    def replace_connector(self, connector: AsyncConnector) -> Iterator[App]:
+        """Use another connector for the block, typically an
+        :class:`InMemoryConnector` in tests: every task of the app (and of
+        its blueprints) defers through it meanwhile.
+
+        Example::
+
+            with app.replace_connector(pa.InMemoryConnector()):
+                await my_view(...)
+        """
+        saved = (
+            self.connector,
+            self._sync_slot,
+            self._job_manager,
+            self.schema_manager,
+        )
+        self._bind(connector)
+        try:
+            yield self
+        finally:
+            (
+                self.connector,
+                self._sync_slot,
+                self._job_manager,
+                self.schema_manager,
+            ) = saved
+
     def with_connector(self, connector: AsyncConnector) -> App:
-        """A copy of this app, with the same tasks, on another connector
-        (for instance an :class:`InMemoryConnector` in tests)."""
+        """A copy of this app, with the same tasks, on another connector: to
+        run a worker or the CLI against another database. The tasks still
+        defer through the app they were declared on; to make them defer
+        elsewhere in tests, use :meth:`replace_connector`."""
         app = App(
             connector=connector,
             import_paths=self.import_paths,
@@ -126,6 +159,7 @@ class App(Blueprint):
         schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        connection: Any = None,
     ) -> JobDeferrer:
         """Defer a job by task name, e.g. a task that lives in another code base.
 
@@ -144,6 +178,7 @@ class App(Blueprint):
             "schedule_in": schedule_in,
             "priority": priority,
             "queue": queue,
+            "connection": connection,
         }
         try:
             task = self.get_task(name)
@@ -164,7 +199,7 @@ class App(Blueprint):
             schedule_in=schedule_in,
             task_kwargs=dict(task_kwargs or {}),
         )
-        return JobDeferrer(self.job_manager, template)
+        return JobDeferrer(self.job_manager, template, connection=connection)
 
     async def run_worker(
         self,

@@ -174,9 +174,12 @@ class JobDeferrer:
     """Defers jobs of one task with fixed options; returned by
     ``task.configure()`` and ``app.configure_task()``."""
 
-    def __init__(self, job_manager: JobManager, template: JobTemplate) -> None:
+    def __init__(
+        self, job_manager: JobManager, template: JobTemplate, *, connection: Any = None
+    ) -> None:
         self.job_manager = job_manager
         self.template = template
+        self.connection = connection
 
     def __repr__(self) -> str:
         return (
@@ -195,22 +198,30 @@ class JobDeferrer:
 
     async def defer_async(self, **task_kwargs: Any) -> int:
         """Defer one job; returns its id."""
-        (job_id,) = await self.job_manager.defer_jobs_async(self._jobs([task_kwargs]))
+        (job_id,) = await self.job_manager.defer_jobs_async(
+            self._jobs([task_kwargs]), connection=self.connection
+        )
         return job_id
 
     def defer(self, **task_kwargs: Any) -> int:
         """Defer one job from sync code (inside ``with app.open():``)."""
-        (job_id,) = self.job_manager.defer_jobs(self._jobs([task_kwargs]))
+        (job_id,) = self.job_manager.defer_jobs(
+            self._jobs([task_kwargs]), connection=self.connection
+        )
         return job_id
 
     async def batch_defer_async(self, *task_kwargs: Mapping[str, Any]) -> list[int]:
         """Defer one job per mapping of arguments, all or none; returns the ids."""
         if not task_kwargs:
             return []
-        return await self.job_manager.defer_jobs_async(self._jobs(task_kwargs))
+        return await self.job_manager.defer_jobs_async(
+            self._jobs(task_kwargs), connection=self.connection
+        )
 
     def batch_defer(self, *task_kwargs: Mapping[str, Any]) -> list[int]:
         """The sync twin of :meth:`batch_defer_async`."""
         if not task_kwargs:
             return []
-        return self.job_manager.defer_jobs(self._jobs(task_kwargs))
+        return self.job_manager.defer_jobs(
+            self._jobs(task_kwargs), connection=self.connection
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -64,12 +64,36 @@ class JobManager:
     def sync_connector(self) -> SyncConnector:
         return self._sync_slot.get()
 
-    async def defer_jobs_async(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        """Write jobs, all or none; returns their ids in order."""
-        return await self.connector.job_defer_many(jobs)
+    async def defer_jobs_async(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        """Write jobs, all or none; returns their ids in order.
 
-    def defer_jobs(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        return self.sync_connector.job_defer_many(jobs)
+        Args:
+            connection: a psycopg async connection of the caller's (ours from
+                ``PsycopgConnector``, or psycopg's own ``AsyncConnection`` on
+                asyncio): the jobs are written in its current transaction, so
+                they exist if and only if it commits (workers hear of them at
+                commit). None: the connector's own connection.
+        """
+        if connection is None:
+            return await self.connector.job_defer_many(jobs)
+        from . import _pg_ops
+        from ._psycopg_connector import run_operation_async
+
+        return await run_operation_async(connection, _pg_ops.job_defer_many(jobs))
+
+    def defer_jobs(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        """The sync twin of :meth:`defer_jobs_async`; ``connection`` is a sync
+        ``psycopg.Connection`` (Django's ``connection.connection``, for one)."""
+        if connection is None:
+            return self.sync_connector.job_defer_many(jobs)
+        from . import _pg_ops
+        from ._sync_psycopg_connector import run_operation_sync
+
+        return run_operation_sync(connection, _pg_ops.job_defer_many(jobs))
 
     async def get_job_async(self, job_id: int) -> Job | None:
         """One job by id, or None."""

@@ -97,6 +97,7 @@ class Task(Generic[P, R]):
         schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
         priority: int = _UNSET,
         queue: str = _UNSET,
+        connection: Any = None,
     ) -> JobDeferrer:
         """Options for the next jobs, overriding the task's.
 
@@ -110,6 +111,9 @@ class Task(Generic[P, R]):
                 its keywords (``{"seconds": 10}``).
             priority: higher runs first.
             queue: the queue to defer to.
+            connection: defer within this psycopg connection's current
+                transaction (transactional defer): rolled back, no job;
+                committed, the job exists and workers wake up.
 
         Raises:
             ValueError, TypeError: an option is invalid (a naive
@@ -124,7 +128,7 @@ class Task(Generic[P, R]):
             priority=priority,
             queue=queue,
         )
-        return JobDeferrer(self.blueprint.job_manager, template)
+        return JobDeferrer(self.blueprint.job_manager, template, connection=connection)
 
     async def defer_async(self, **task_kwargs: Any) -> int:
         """Defer a job of this task with the task's options; returns its id.
