@@ -154,14 +154,36 @@ def signature_checker(
     ``pass_context``)."""
     signature = inspect.signature(func)
     leading = (None,) if pass_context else ()
+    parameters = list(signature.parameters.values())[len(leading) :]
+    by_keyword = (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    accepted = frozenset(p.name for p in parameters if p.kind in by_keyword)
+    required = frozenset(
+        p.name
+        for p in parameters
+        if p.default is inspect.Parameter.empty
+        and p.kind is not inspect.Parameter.VAR_POSITIONAL
+        and p.kind is not inspect.Parameter.VAR_KEYWORD
+    )
+    any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
     def check(arguments: Mapping[str, Any]) -> None:
+        # A set comparison covers the common case (batch defers call this per
+        # job); Signature.bind explains what is wrong when it fails.
+        names = arguments.keys()
+        if required <= names and (any_keyword or names <= accepted):
+            return
         try:
             signature.bind(*leading, **arguments)
         except TypeError as exc:
             raise InvalidJobArguments(
                 f"Task {task_name!r} cannot take these arguments: {exc}"
             ) from None
+        raise InvalidJobArguments(  # pragma: no cover  # bind agreed after all
+            f"Task {task_name!r} cannot take arguments {sorted(names)}"
+        )
 
     return check
 

@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -115,7 +116,7 @@ async def run_job(
     running: RunningJob,
     worker_name: str,
     worker_queues: tuple[str, ...] | None,
-    additional_context: dict[str, Any],
+    additional_context: Mapping[str, Any],
     thread_limiter: anyio.CapacityLimiter,
 ) -> JobOutcome:
     """Run ``running.job`` to the end and describe how it ended.
@@ -153,18 +154,20 @@ async def run_job(
         additional_context=additional_context,
         abort_signal=running.abort_signal,
     )
-    log_extra = {"job": job.log_context(), "worker": worker_name}
-    logger.debug(
-        "Starting job %s", job.call_string(), extra={"action": "start_job", **log_extra}
-    )
+    # Building the log context costs more than a no-op job: only when logged.
+    log_extra = _LazyExtra(job, worker_name)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "Starting job %s",
+            job.call_string(),
+            extra={"action": "start_job", **log_extra},
+        )
     started = time.monotonic()
     result: Any = None
-    returned = False
     error: Exception | None = None
     try:
         with running.scope:
             result = await _invoke(task, context, job, thread_limiter)
-            returned = True
     except Exception as exc:
         error = exc
     duration = time.monotonic() - started
@@ -178,11 +181,11 @@ async def run_job(
         reason = StopReason.TIMEOUT
     if reason is StopReason.ABORT:
         return _aborted(job, log_extra)
+    # A timeout or a shutdown interrupts the job even if it returned: a sync
+    # task returns early when should_abort() says so, and its work is not done.
     if reason is StopReason.TIMEOUT:
-        # Even if a sync task returned: it was past its timeout (and likely
-        # returned early because should_abort() said so).
         error = TimeoutError(f"Job exceeded its timeout of {task.timeout} s")
-    elif reason is StopReason.SHUTDOWN and not returned:
+    elif reason is StopReason.SHUTDOWN:
         interrupted = JobInterrupted("The worker stopped while the job was running")
         outcome = _retry_or(
             Status.ABORTED,
@@ -230,12 +233,13 @@ async def run_job(
             lock=job.lock,
             error=JobError(type="TypeError", message=message),
         )
-    logger.info(
-        "Job %s succeeded in %.3f s",
-        job.call_string(),
-        duration,
-        extra={"action": "job_success", "duration": duration, **log_extra},
-    )
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "Job %s succeeded in %.3f s",
+            job.call_string(),
+            duration,
+            extra={"action": "job_success", "duration": duration, **log_extra},
+        )
     return JobOutcome(
         job_id=job.id, status=Status.SUCCEEDED, result=result, lock=job.lock
     )
@@ -252,7 +256,31 @@ async def _invoke(
     )
 
 
-def _aborted(job: Job, log_extra: dict[str, Any]) -> JobOutcome:
+class _LazyExtra(Mapping[str, Any]):
+    """The job's log context, built on first use (``**log_extra`` in a log
+    call that actually logs)."""
+
+    def __init__(self, job: Job, worker_name: str) -> None:
+        self._job = job
+        self._worker_name = worker_name
+        self._data: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {"job": self._job.log_context(), "worker": self._worker_name}
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _aborted(job: Job, log_extra: Mapping[str, Any]) -> JobOutcome:
     logger.info(
         "Job %s aborted",
         job.call_string(),
@@ -266,7 +294,7 @@ def _log_failure(
     outcome: JobOutcome,
     exc: BaseException,
     duration: float,
-    log_extra: dict[str, Any],
+    log_extra: Mapping[str, Any],
 ) -> None:
     retrying = outcome.status is Status.TODO
     logger.log(

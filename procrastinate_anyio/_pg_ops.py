@@ -38,6 +38,7 @@ from ._sql import queries
 
 if TYPE_CHECKING:
     import datetime
+import functools
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -126,23 +127,58 @@ def _rebalance(locks: Sequence[str]) -> Generator[Statement, list[Row], None]:
     yield Statement("job_lock_rebalance_promote", {"locks": list(locks)})
 
 
+def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
+    """The jobs as one JSON array, the parameter of ``job_defer_many``.
+
+    One text parameter costs far less to send than seven arrays (psycopg
+    dumps arrays element by element); the arguments, already JSON, are
+    embedded as they are.
+    """
+    dumps = functools.lru_cache(maxsize=256)(_json.dumps)  # names repeat in a batch
+    items = []
+    for job in jobs:
+        when = (
+            "null" if job.scheduled_at is None else dumps(job.scheduled_at.isoformat())
+        )
+        items.append(
+            f'{{"queue_name":{dumps(job.queue)},"task_name":{dumps(job.task_name)},'
+            f'"priority":{int(job.priority)},"lock":{dumps(job.lock)},'
+            f'"queueing_lock":{dumps(job.queueing_lock)},"scheduled_at":{when},'
+            f'"args":{job.args_json}}}'
+        )
+    return "[" + ",".join(items) + "]"
+
+
+def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
+    """The outcomes as one JSON array, the parameter of ``job_finish_many``."""
+    rows = []
+    for o in outcomes:
+        error = o.error
+        rows.append(
+            {
+                "id": o.job_id,
+                "status": o.status.value,
+                "result": o.result if o.status is Status.SUCCEEDED else None,
+                "error_type": None if error is None else error.type,
+                "error_message": None if error is None else error.message,
+                "error_traceback": None if error is None else error.traceback,
+                "retry_at": None if o.retry_at is None else o.retry_at.isoformat(),
+                "retry_priority": o.retry_priority,
+                "retry_queue": o.retry_queue,
+                "retry_lock": o.retry_lock,
+                "delete_job": o.delete_job,
+                "worker_id": o.worker_id,
+            }
+        )
+    return _json.dumps(rows)
+
+
 def job_defer_many(jobs: Sequence[JobToDefer]) -> Operation[list[int]]:
     locks = sorted({job.lock for job in jobs if job.lock is not None})
     if locks:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
-    rows = yield Statement(
-        "job_defer_many",
-        {
-            "queues": [job.queue for job in jobs],
-            "task_names": [job.task_name for job in jobs],
-            "priorities": [job.priority for job in jobs],
-            "locks": [job.lock for job in jobs],
-            "queueing_locks": [job.queueing_lock for job in jobs],
-            "args": [job.args_json for job in jobs],
-            "scheduled_ats": [job.scheduled_at for job in jobs],
-        },
-    )
+    rows = yield Statement("job_defer_many", {"jobs": _jobs_document(jobs)})
     if locks:
         yield from _rebalance(locks)
     return sorted(row["id"] for row in rows)
@@ -236,28 +272,7 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
     if locks:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
-    yield Statement(
-        "job_finish_many",
-        {
-            "ids": [o.job_id for o in outcomes],
-            "statuses": [o.status.value for o in outcomes],
-            "results": [
-                None if o.status is not Status.SUCCEEDED else _json.dumps(o.result)
-                for o in outcomes
-            ],
-            "error_types": [o.error.type if o.error else None for o in outcomes],
-            "error_messages": [o.error.message if o.error else None for o in outcomes],
-            "error_tracebacks": [
-                o.error.traceback if o.error else None for o in outcomes
-            ],
-            "retry_ats": [o.retry_at for o in outcomes],
-            "retry_priorities": [o.retry_priority for o in outcomes],
-            "retry_queues": [o.retry_queue for o in outcomes],
-            "retry_locks": [o.retry_lock for o in outcomes],
-            "deletes": [o.delete_job for o in outcomes],
-            "worker_ids": [o.worker_id for o in outcomes],
-        },
-    )
+    yield Statement("job_finish_many", {"outcomes": _outcomes_document(outcomes)})
     if locks:
         yield from _rebalance(locks)
 

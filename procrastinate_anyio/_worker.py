@@ -37,6 +37,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -214,6 +215,10 @@ class Worker:
         self._unwritten = 0  # outcomes sent to the completer, not written yet
         self._listener: Listener | None = None
         self._thread_limiter: anyio.CapacityLimiter | None = None
+        # Read-only and shared by the jobs: a task cannot change the next one's.
+        self._additional_context = types.MappingProxyType(
+            dict(self.options.additional_context)
+        )
         self._ran = False
 
     def __repr__(self) -> str:
@@ -631,7 +636,7 @@ class Worker:
                 running=running,
                 worker_name=self.options.name,
                 worker_queues=self.options.queues,
-                additional_context=dict(self.options.additional_context),
+                additional_context=self._additional_context,
                 thread_limiter=self._thread_limiter,
             )
         finally:
@@ -641,23 +646,32 @@ class Worker:
                 # A job that started after the stop-now decision was taken.
                 for other in list(self._running.values()):
                     other.stop(StopReason.SHUTDOWN)
-        outcome = attrs.evolve(outcome, worker_id=self.worker_id)
         delete = self.options.delete_jobs
-        if outcome.status.is_final and (
+        delete_job = outcome.status.is_final and (
             delete is DeleteJobs.ALWAYS
             or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
-        ):
-            outcome = attrs.evolve(outcome, delete_job=True)
-        with anyio.CancelScope(shield=True):
-            try:
-                self._unwritten += 1
-                await send.send(outcome)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                logger.error(
-                    "Outcome of job %s lost: the completer stopped",
-                    running.job.id,
-                    extra={"action": "completer_lost", "jobs": [running.job.id]},
-                )
+        )
+        outcome = attrs.evolve(outcome, worker_id=self.worker_id, delete_job=delete_job)
+        self._unwritten += 1
+        try:
+            send.send_nowait(outcome)  # the common case: room in the buffer
+        except anyio.WouldBlock:
+            # Back-pressure: wait for the completer, even while cancelled.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await send.send(outcome)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._lost_outcome(running)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._lost_outcome(running)
+
+    def _lost_outcome(self, running: RunningJob) -> None:
+        self._unwritten -= 1
+        logger.error(
+            "Outcome of job %s lost: the completer stopped",
+            running.job.id,
+            extra={"action": "completer_lost", "jobs": [running.job.id]},
+        )
 
     def _count_written(self, batch: Sequence[JobOutcome]) -> None:
         for outcome in batch:

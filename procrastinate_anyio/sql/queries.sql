@@ -3,18 +3,23 @@
 -- Block names follow the driver operations that use them.
 
 -- name: job_defer_many
--- Jobs with a lock are inserted waiting; job_lock_rebalance_* then picks the
--- active one. RETURNING gives ids in insertion order, which is input order.
+-- Bulk insert from one JSON array of jobs. Jobs with a lock are inserted
+-- waiting; job_lock_rebalance_* then picks the active one. Ids are assigned
+-- in input order.
 INSERT INTO pa_jobs (
     queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, lock_waiting
 )
-SELECT q, t, p, l, ql, a, s, l IS NOT NULL
-FROM unnest(
-    %(queues)s::text[], %(task_names)s::text[], %(priorities)s::integer[],
-    %(locks)s::text[], %(queueing_locks)s::text[], %(args)s::jsonb[],
-    %(scheduled_ats)s::timestamptz[]
-) WITH ORDINALITY AS u (q, t, p, l, ql, a, s, n)
-ORDER BY n
+SELECT j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
+       j.scheduled_at, j.lock IS NOT NULL
+FROM ROWS FROM (
+    jsonb_to_recordset(%(jobs)s::jsonb) AS (
+        queue_name text, task_name text, priority integer, lock text,
+        queueing_lock text, args jsonb, scheduled_at timestamptz
+    )
+) WITH ORDINALITY AS j (
+    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, n
+)
+ORDER BY j.n
 RETURNING id;
 
 -- name: job_lock_acquire
@@ -171,15 +176,13 @@ RETURNING pa_jobs.*;
 -- or recovered and claimed again, is left alone. A retried job goes back to
 -- todo; it keeps its place on its lock unless the retry moves it to another
 -- lock. One notification lists the jobs that finished (for wait_for_job).
-WITH outcome AS (
-    SELECT * FROM unnest(
-        %(ids)s::bigint[], %(statuses)s::pa_job_status[], %(results)s::jsonb[],
-        %(error_types)s::text[], %(error_messages)s::text[], %(error_tracebacks)s::text[],
-        %(retry_ats)s::timestamptz[], %(retry_priorities)s::integer[],
-        %(retry_queues)s::text[], %(retry_locks)s::text[], %(deletes)s::boolean[],
-        %(worker_ids)s::bigint[]
-    ) AS o (id, status, result, error_type, error_message, error_traceback,
-            retry_at, retry_priority, retry_queue, retry_lock, delete_job, worker_id)
+WITH outcome AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS o (
+        id bigint, status pa_job_status, result jsonb, error_type text,
+        error_message text, error_traceback text, retry_at timestamptz,
+        retry_priority integer, retry_queue text, retry_lock text,
+        delete_job boolean, worker_id bigint
+    )
 ),
 deleted AS (
     DELETE FROM pa_jobs USING outcome AS o
