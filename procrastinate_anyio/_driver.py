@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import anyio
 import attrs
 
+from ._job import Status
+
 if TYPE_CHECKING:
     import datetime
     from collections.abc import Callable, Sequence
 
     from anyio.abc import TaskStatus
 
-    from ._job import Job, JobError, JobToDefer, Status
+    from ._job import Job, JobError, JobToDefer
     from ._json import JSONValue
 
 
@@ -83,6 +85,26 @@ class JobOutcome:
     retry_queue: str | None = None
     retry_lock: str | None = None
     delete_job: bool = False
+
+
+def without_queueing_lock_conflicts(
+    outcomes: Sequence[JobOutcome], conflicting: set[int]
+) -> list[JobOutcome]:
+    """Turn the retries of ``conflicting`` jobs into failures.
+
+    A job is retried by going back to ``todo``; when another job with its
+    queueing lock already waits, the retry would break the "one waiting job
+    per queueing lock" rule, and is redundant: the waiting job does the same
+    work. The job fails instead, with its error.
+    """
+    if not conflicting:
+        return list(outcomes)
+    return [
+        attrs.evolve(o, status=Status.FAILED, retry_at=None)
+        if o.job_id in conflicting
+        else o
+        for o in outcomes
+    ]
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,7 @@ periodic task for this).
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,8 @@ def recovery_outcome(app: App, job: Job) -> JobOutcome:
         status=Status.TODO,
         error=error,
         lock=job.lock,
+        # The strategy's delay applies too, as when the job raises.
+        retry_at=decision.scheduled_at(datetime.datetime.now(datetime.timezone.utc)),
         retry_priority=decision.priority,
         retry_queue=decision.queue,
         retry_lock=decision.lock,

@@ -32,6 +32,7 @@ from ._driver import (
     Notification,
     PeriodicDeferParams,
     RetryParams,
+    without_queueing_lock_conflicts,
 )
 from ._exceptions import AlreadyEnqueued
 from ._job import Job, JobToDefer, Status
@@ -252,7 +253,33 @@ class InMemoryStore:
             claimed.append(row.job)
         return claimed
 
+    def _retry_conflicts(self, outcomes: Sequence[JobOutcome]) -> set[int]:
+        """Like the job_retry_conflicts query."""
+        retry_ids = {o.job_id for o in outcomes if o.status is Status.TODO}
+        waiting = {
+            r.job.queueing_lock
+            for r in self.rows.values()
+            if r.job.status is Status.TODO
+        }
+        conflicting = set()
+        for job_id in sorted(retry_ids):
+            row = self.rows.get(job_id)
+            lock = None if row is None else row.job.queueing_lock
+            if lock is None:
+                continue
+            earlier = any(
+                self.rows[other].job.queueing_lock == lock
+                for other in retry_ids
+                if other < job_id and other in self.rows
+            )
+            if lock in waiting or earlier:
+                conflicting.add(job_id)
+        return conflicting
+
     def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+        outcomes = without_queueing_lock_conflicts(
+            outcomes, self._retry_conflicts(outcomes)
+        )
         now = self.clock()
         locks = []
         finished = []

@@ -31,6 +31,7 @@ from ._driver import (
     Notification,
     PeriodicDeferParams,
     RetryParams,
+    without_queueing_lock_conflicts,
 )
 from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
 from ._job import Job, JobError, JobToDefer, Status
@@ -263,6 +264,12 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
 
 
 def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
+    retry_ids = [o.job_id for o in outcomes if o.status is Status.TODO]
+    if retry_ids:
+        rows = yield Statement("job_retry_conflicts", {"job_ids": retry_ids})
+        outcomes = without_queueing_lock_conflicts(
+            outcomes, {row["id"] for row in rows}
+        )
     # A job that leaves "doing" frees its lock: the lock's next job becomes
     # active. A retry to another lock joins that lock's line.
     locks = sorted(

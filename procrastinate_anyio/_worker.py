@@ -48,7 +48,7 @@ from ._completer import Completer
 from ._context import AbortSignal
 from ._deferrer import check_name
 from ._driver import FetchParams, JobOutcome, Notification
-from ._exceptions import ConnectorException
+from ._exceptions import ConnectorException, TaskNotFound
 from ._heartbeat import Heartbeat
 from ._job import Status
 from ._job_runner import RunningJob, StopReason, run_job
@@ -557,11 +557,10 @@ class Worker:
             self._last_fetch_at = time.time()
             self._more_jobs_likely = len(fetched) == limit
             for job in fetched:
-                timeout = (
-                    self.app.tasks[job.task_name].timeout
-                    if job.task_name in self.app.tasks
-                    else None
-                )
+                try:  # by name or alias, as run_job finds it
+                    timeout = self.app.get_task(job.task_name).timeout
+                except TaskNotFound:
+                    timeout = None
                 running = RunningJob(
                     job=job,
                     scope=anyio.CancelScope(

@@ -153,15 +153,24 @@ WHERE pa_jobs.id = picked.id
 RETURNING pa_jobs.*;
 
 -- name: job_fetch_many_queues
--- The batch claim restricted to some queues.
+-- The batch claim restricted to some queues: the best %(limit)s of each queue
+-- (an ordered index scan each, so the cost does not grow with the backlog),
+-- then the best %(limit)s of those. Rows locked but not picked are released
+-- at commit.
 WITH picked AS MATERIALIZED (
-    SELECT id FROM pa_jobs
-    WHERE status = 'todo' AND NOT lock_waiting
-      AND (scheduled_at IS NULL OR scheduled_at <= now())
-      AND queue_name = ANY(%(queues)s::text[])
-    ORDER BY priority DESC, id
+    SELECT candidate.id
+    -- DISTINCT: a queue listed twice would yield its rows twice.
+    FROM (SELECT DISTINCT unnest(%(queues)s::text[])) AS queue (name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority FROM pa_jobs
+        WHERE queue_name = queue.name AND status = 'todo' AND NOT lock_waiting
+          AND (scheduled_at IS NULL OR scheduled_at <= now())
+        ORDER BY priority DESC, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS candidate
+    ORDER BY candidate.priority DESC, candidate.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE pa_jobs
 SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
@@ -187,6 +196,7 @@ WITH outcome AS MATERIALIZED (
 deleted AS (
     DELETE FROM pa_jobs USING outcome AS o
     WHERE pa_jobs.id = o.id AND o.delete_job AND pa_jobs.status = 'doing'
+      AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE delete_job))
       AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
     RETURNING pa_jobs.id
 ),
@@ -209,6 +219,8 @@ updated AS (
                        AND o.retry_lock IS DISTINCT FROM pa_jobs.lock
     FROM outcome AS o
     WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing'
+      -- By primary key, whatever the planner thinks of the doing rows.
+      AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE NOT delete_job))
       AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
     RETURNING pa_jobs.id, pa_jobs.status
 ),
@@ -232,6 +244,24 @@ SELECT id FROM pa_jobs WHERE id = ANY(%(job_ids)s::bigint[]) AND abort_requested
 
 -- name: listen
 LISTEN pa_events;
+
+-- name: job_retry_conflicts
+-- Jobs about to be retried whose queueing lock is taken by a waiting job, or
+-- by a retrying job of the same batch with a smaller id: they fail instead
+-- of going back to todo (the waiting job will do the same work).
+SELECT j.id FROM pa_jobs AS j
+WHERE j.id = ANY(%(job_ids)s::bigint[]) AND j.queueing_lock IS NOT NULL
+  AND (
+      EXISTS (
+          SELECT 1 FROM pa_jobs AS t
+          WHERE t.queueing_lock = j.queueing_lock AND t.status = 'todo'
+      )
+      OR EXISTS (
+          SELECT 1 FROM pa_jobs AS e
+          WHERE e.id = ANY(%(job_ids)s::bigint[]) AND e.id < j.id
+            AND e.queueing_lock = j.queueing_lock
+      )
+  );
 
 -- name: job_retry
 -- Manual retry of a failed, aborted or cancelled job. A job with a lock

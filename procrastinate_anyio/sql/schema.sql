@@ -53,7 +53,13 @@ CREATE TABLE pa_jobs (
     CONSTRAINT pa_jobs_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_task_name_check CHECK (char_length(task_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_args_check CHECK (jsonb_typeof(args) = 'object')
-) WITH (fillfactor = 80);
+) WITH (
+    -- Rows change often: leave room for HOT updates, and keep statistics
+    -- fresh so the planner keeps using the ready-set index.
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
 
 -- The ready set: what the claim reads. Small because finished and
 -- lock-waiting jobs are outside it.
@@ -62,12 +68,14 @@ CREATE INDEX pa_jobs_ready_idx ON pa_jobs (priority DESC, id)
 CREATE INDEX pa_jobs_ready_queue_idx ON pa_jobs (queue_name, priority DESC, id)
     WHERE status = 'todo' AND NOT lock_waiting;
 -- At most one active job per lock; at most one waiting job per queueing lock.
+-- Both leave out the rows without a lock, so that they stay small and the
+-- planner never prefers them to the ready-set index for the claim.
 CREATE UNIQUE INDEX pa_jobs_lock_active_idx ON pa_jobs (lock)
-    WHERE status = 'doing' OR (status = 'todo' AND NOT lock_waiting);
+    WHERE lock IS NOT NULL AND (status = 'doing' OR (status = 'todo' AND NOT lock_waiting));
 CREATE INDEX pa_jobs_lock_todo_idx ON pa_jobs (lock, priority DESC, id)
     WHERE status = 'todo' AND lock IS NOT NULL;
 CREATE UNIQUE INDEX pa_jobs_queueing_lock_idx ON pa_jobs (queueing_lock)
-    WHERE status = 'todo';
+    WHERE status = 'todo' AND queueing_lock IS NOT NULL;
 CREATE INDEX pa_jobs_doing_worker_idx ON pa_jobs (worker_id)
     WHERE status = 'doing';
 -- Future-scheduled jobs: when the next one is due, which locked ones are due.
