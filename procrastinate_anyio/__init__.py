@@ -63,6 +63,7 @@ __all__ = [
     "PsycopgConnector",
     "RetryDecision",
     "RetryStrategy",
+    "SchemaError",
     "SchemaManager",
     "SchemaStatus",
     "Status",

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import attrs
 
+from ._driver import JobOutcome
 from ._exceptions import ConnectorException
+from ._job import JobError, Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -25,11 +27,12 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from ._driver import AsyncConnector, JobOutcome
+    from ._driver import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.completer")
 
 RETRY_BACKOFF_MAX_SECONDS: Final = 5.0
+ISOLATE_AFTER_ATTEMPTS: Final = 3
 
 
 @attrs.frozen(kw_only=True)
@@ -102,31 +105,71 @@ class Completer:
         The batch stays in ``pending`` until it is written.
         """
         batch = list(self.pending)
+        attempts = await self._write(batch)
+        if attempts is None:
+            # The batch keeps failing: maybe the database is down, maybe one
+            # outcome cannot be stored. Write them one by one, so that one
+            # bad outcome cannot hold the others back.
+            attempts = ISOLATE_AFTER_ATTEMPTS
+            for outcome in batch:
+                if await self._write([outcome]) is None:
+                    await self._write_as_failure(outcome)
+        self.pending = []
+        self._on_written(batch)
+        logger.debug(
+            "Wrote %d job outcome(s)",
+            len(batch),
+            extra={"action": "completer_flush", "count": len(batch)},
+        )
+        return FlushResult(written=len(batch), attempts=attempts)
+
+    async def _write(
+        self, batch: list[JobOutcome], *, forever: bool = False
+    ) -> int | None:
+        """Write ``batch``; the number of attempts it took, or None once the
+        database refused it ``ISOLATE_AFTER_ATTEMPTS`` times (unless
+        ``forever``). Connection failures are retried without limit."""
         backoff = 0.05
-        attempts = 0
+        attempts = refused = 0
         while True:
             attempts += 1
             try:
                 await self._connector.job_finish_many(batch)
             except ConnectorException as exc:
                 logger.warning(
-                    "Could not write %d job outcome(s), retrying in %.2f s: %s",
+                    "Could not write %d job outcome(s) (attempt %d): %s",
                     len(batch),
-                    backoff,
+                    attempts,
                     exc,
                     extra={
                         "action": "completer_write_error",
                         "jobs": [o.job_id for o in batch],
                     },
                 )
+                refused += not exc.transient
+                if refused >= ISOLATE_AFTER_ATTEMPTS and not forever:
+                    return None
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX_SECONDS)
                 continue
-            self.pending = []
-            self._on_written(batch)
-            logger.debug(
-                "Wrote %d job outcome(s)",
-                len(batch),
-                extra={"action": "completer_flush", "count": len(batch)},
-            )
-            return FlushResult(written=len(batch), attempts=attempts)
+            return attempts
+
+    async def _write_as_failure(self, outcome: JobOutcome) -> None:
+        """Record a plain failure for an outcome that cannot be stored as it
+        is; retried until it works (then the database itself is the problem)."""
+        logger.error(
+            "The outcome of job %s cannot be stored; recording a failure instead",
+            outcome.job_id,
+            extra={"action": "completer_outcome_replaced", "job_id": outcome.job_id},
+        )
+        replacement = JobOutcome(
+            job_id=outcome.job_id,
+            status=Status.FAILED,
+            lock=outcome.lock,
+            worker_id=outcome.worker_id,
+            error=JobError(
+                type="procrastinate_anyio.OutcomeNotStored",
+                message="The job's outcome could not be stored in the database",
+            ),
+        )
+        await self._write([replacement], forever=True)

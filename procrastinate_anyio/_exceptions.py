@@ -18,7 +18,15 @@ class AppNotOpen(ProcrastinateException):
 
 
 class ConnectorException(ProcrastinateException):
-    """The database could not be reached, or a statement failed unexpectedly."""
+    """The database could not be reached, or a statement failed unexpectedly.
+
+    ``transient`` is True when trying again later may work (the connection
+    failed or was lost), False when the statement itself was refused.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class AlreadyEnqueued(ProcrastinateException):

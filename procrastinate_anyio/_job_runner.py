@@ -73,10 +73,13 @@ def error_from_exception(exc: BaseException) -> JobError:
         if cls.__module__ == "builtins"
         else f"{cls.__module__}.{cls.__qualname__}"
     )
+    # PostgreSQL text cannot hold NUL characters: show them escaped.
     return JobError(
         type=name,
-        message=str(exc),
-        traceback="".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+        message=str(exc).replace("\x00", "\\x00"),
+        traceback="".join(
+            traceback.format_exception(cls, exc, exc.__traceback__)
+        ).replace("\x00", "\\x00"),
     )
 
 

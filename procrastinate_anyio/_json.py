@@ -19,13 +19,17 @@ JSONValue = Any
 
 
 def dumps(value: JSONValue) -> str:
-    """Serialise ``value`` to a JSON text, refusing NaN and infinities.
+    """Serialise ``value`` to a JSON text that PostgreSQL's jsonb accepts.
 
     Raises:
         TypeError: a value is not JSON-serialisable.
-        ValueError: a float is NaN or infinite.
+        ValueError: a float is NaN or infinite, or a string holds the NUL
+            character (jsonb cannot store ``\\u0000``).
     """
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    if "\\u0000" in text:
+        raise ValueError("PostgreSQL cannot store the NUL character (\\u0000) in JSON")
+    return text
 
 
 def loads(text: str | bytes) -> JSONValue:

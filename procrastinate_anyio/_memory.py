@@ -114,7 +114,15 @@ class InMemoryStore:
             if any(r.job.status is Status.DOING for r in rows):
                 continue
             candidates = [r for r in rows if self._is_candidate(r, now)]
-            if candidates:
+            retrying = [
+                r
+                for r in rows
+                if r.job.status is Status.TODO and not r.lock_waiting and r.job.attempts
+            ]
+            if retrying:
+                # The active job waits for its retry: it keeps its lock.
+                best = retrying[0]
+            elif candidates:
                 best = min(candidates, key=lambda r: (-r.job.priority, r.job.id))
             else:
                 # Only future jobs: the earliest must be active, to be
@@ -324,9 +332,12 @@ class InMemoryStore:
                 row.job = attrs.evolve(
                     job,
                     status=outcome.status,
-                    result=outcome.result
-                    if outcome.status is Status.SUCCEEDED
-                    else None,
+                    # Through JSON, like jsonb: a tuple comes back a list.
+                    result=(
+                        _json.loads(_json.dumps(outcome.result))
+                        if outcome.status is Status.SUCCEEDED
+                        else None
+                    ),
                     error=outcome.error,
                     finished_at=now,
                 )

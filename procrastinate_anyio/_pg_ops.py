@@ -119,7 +119,10 @@ def translate_error(exc: Exception) -> Exception:
                 f"A job with this queueing lock is already waiting: {shown}",
                 queueing_lock=queueing_lock,
             )
-    return ConnectorException(f"{type(exc).__name__}: {exc}".strip())
+    transient = isinstance(exc, (pg_errors.OperationalError, pg_errors.InterfaceError))
+    return ConnectorException(
+        f"{type(exc).__name__}: {exc}".strip(), transient=transient
+    )
 
 
 def _rebalance(locks: Sequence[str]) -> Generator[Statement, list[Row], None]:

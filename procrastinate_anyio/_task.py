@@ -48,7 +48,9 @@ class Task(Generic[P, R]):
             raise TypeError(f"a task must be a function, not {func!r}")
         self.func = func
         self.blueprint = blueprint
-        self.name = check_name("task name", name or _default_name(func))
+        self.name = check_name(
+            "task name", _default_name(func) if name is None else name
+        )
         self.aliases = [check_name("task alias", alias) for alias in aliases or []]
         self.queue = check_name("queue", queue)
         self.priority = priority

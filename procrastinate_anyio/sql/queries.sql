@@ -31,8 +31,9 @@ FROM (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock ORDER BY 1) AS locks;
 -- name: job_lock_rebalance_demote
 -- For each free lock (no doing job), demote an active todo job that is not the
 -- best candidate any more (a job of higher priority arrived). Candidates: due
--- jobs, and jobs already started once (a job waiting for its retry keeps its
--- place, so a lock's jobs stay in order). When a lock has no candidate, its
+-- jobs, and jobs already started once. The active job, when it waits for
+-- its retry, stays: a job keeps its lock until it ends for good (a job
+-- retried by hand joins the line instead). When a lock has no candidate, its
 -- earliest scheduled job is the best: it must be active to be fetched once
 -- due, since nothing rebalances a lock when time passes.
 WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
@@ -41,6 +42,9 @@ best AS (
     FROM locks
     CROSS JOIN LATERAL (
         SELECT coalesce(
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo' AND NOT lock_waiting
+               AND attempts > 0),
             (SELECT id FROM pa_jobs
              WHERE pa_jobs.lock = locks.lock AND status = 'todo'
                AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
@@ -69,6 +73,9 @@ best AS (
     FROM locks
     CROSS JOIN LATERAL (
         SELECT coalesce(
+            (SELECT id FROM pa_jobs
+             WHERE pa_jobs.lock = locks.lock AND status = 'todo' AND NOT lock_waiting
+               AND attempts > 0),
             (SELECT id FROM pa_jobs
              WHERE pa_jobs.lock = locks.lock AND status = 'todo'
                AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())

@@ -1,0 +1,149 @@
+"""Tests of the completer: batched, retried writes of job outcomes.
+
+Timing (the flush interval, the retry backoff) runs under Trio's MockClock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import anyio
+import pytest
+import trio.testing
+
+from procrastinate_anyio import ConnectorException, Status
+from procrastinate_anyio._completer import Completer, FlushResult
+from procrastinate_anyio._driver import AsyncConnector, JobOutcome
+
+pytestmark = pytest.mark.anyio
+
+HANG_GUARD_SECONDS = 10
+
+
+def mock_clock() -> pytest.MarkDecorator:
+    """Run the test on trio only, with a fresh autojumping MockClock."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    return pytest.mark.parametrize(
+        "anyio_backend",
+        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
+    )
+
+
+class RecordingConnector:
+    """Records each ``job_finish_many``; the first ``failures`` calls fail."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.batches: list[list[int]] = []
+        self.attempted_at: list[float] = []
+        self.block = False
+
+    async def job_finish_many(self, outcomes: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.attempted_at.append(anyio.current_time())
+        if self.block:
+            await anyio.sleep_forever()
+        if self.failures:
+            self.failures -= 1
+            raise ConnectorException("connection lost")
+        self.batches.append([o.job_id for o in outcomes])
+
+
+def outcome(job_id: int) -> JobOutcome:
+    return JobOutcome(job_id=job_id, status=Status.SUCCEEDED)
+
+
+def make(
+    connector: RecordingConnector, *, batch_size: int = 100, flush_interval: float = 1.0
+) -> tuple[Any, Any, Completer, list[list[int]]]:
+    """The two ends of the outcome stream, the completer reading it, and the
+    batches it reported written."""
+    send, receive = anyio.create_memory_object_stream[JobOutcome](100)
+    written: list[list[int]] = []
+    completer = Completer(
+        cast("AsyncConnector", connector),
+        receive,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        on_written=lambda batch: written.append([o.job_id for o in batch]),
+    )
+    return send, receive, completer, written
+
+
+async def test_writes_in_batches_of_at_most_batch_size():
+    """Queued outcomes are written batch_size at a time, then run() ends."""
+    connector = RecordingConnector()
+    send, _, completer, written = make(connector, batch_size=2)
+    async with send:
+        for job_id in range(1, 6):
+            await send.send(outcome(job_id))
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        await completer.run()
+    assert connector.batches == [[1, 2], [3, 4], [5]]
+    assert written == connector.batches
+    assert completer.pending == []
+
+
+@mock_clock()
+async def test_gathers_outcomes_for_the_flush_interval():
+    """Outcomes arriving within flush_interval of the first share one write."""
+    connector = RecordingConnector()
+    send, _, completer, _ = make(connector, flush_interval=1.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(completer.run)
+        async with send:
+            await send.send(outcome(1))
+            await anyio.sleep(0.5)
+            await send.send(outcome(2))
+            await anyio.sleep(1.0)
+            await send.send(outcome(3))  # then the stream ends: flushed at once
+    assert connector.batches == [[1, 2], [3]]
+    assert connector.attempted_at == [pytest.approx(1.0), pytest.approx(1.5)]
+
+
+@mock_clock()
+async def test_retries_failed_writes_with_backoff():
+    """A failed write is retried (0.05 s, then 0.1 s...) until it works; nothing is lost."""
+    connector = RecordingConnector(failures=2)
+    send, receive, completer, written = make(connector)
+    completer.pending = [outcome(1), outcome(2)]
+    start = anyio.current_time()
+    with send, receive:
+        result = await completer.flush()
+    assert result == FlushResult(written=2, attempts=3)
+    assert [t - start for t in connector.attempted_at] == [
+        pytest.approx(0),
+        pytest.approx(0.05),
+        pytest.approx(0.15),
+    ]
+    assert written == [[1, 2]]
+    assert completer.pending == []
+
+
+async def test_cancelled_flush_keeps_outcomes_pending():
+    """Outcomes whose write was cancelled stay in pending."""
+    connector = RecordingConnector()
+    connector.block = True
+    send, _, completer, written = make(connector)
+    await send.send(outcome(1))
+    with send, anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(completer.run)
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()
+    assert [o.job_id for o in completer.pending] == [1]
+    assert written == []
+
+
+async def test_writes_everything_before_ending():
+    """run() ends only when the senders are closed and everything is written."""
+    connector = RecordingConnector(failures=1)
+    send, _, completer, written = make(connector, flush_interval=0.001)
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(completer.run)
+            async with send:
+                for job_id in range(1, 4):
+                    await send.send(outcome(job_id))
+    assert sorted(i for batch in written for i in batch) == [1, 2, 3]
+    assert completer.pending == []

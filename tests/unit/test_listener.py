@@ -1,0 +1,145 @@
+"""Tests of the listener: notifications forwarded, reconnection with backoff.
+
+The backoff runs under Trio's MockClock; the rest on both backends.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, cast
+
+import anyio
+import pytest
+import trio.testing
+
+from procrastinate_anyio import ConnectorException, InMemoryConnector
+from procrastinate_anyio._driver import AsyncConnector, Notification
+from procrastinate_anyio._listener import (
+    RECONNECT_BACKOFF_MAX_SECONDS,
+    RECONNECT_BACKOFF_START_SECONDS,
+    Listener,
+)
+
+pytestmark = pytest.mark.anyio
+
+HANG_GUARD_SECONDS = 10
+
+
+def mock_clock() -> pytest.MarkDecorator:
+    """Run the test on trio only, with a fresh autojumping MockClock."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    return pytest.mark.parametrize(
+        "anyio_backend",
+        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
+    )
+
+
+class ScriptedConnector:
+    """``listen`` follows a script, one step per call: "fail" (refused),
+    "drop" (listens, then loses the connection when ``drop`` is set),
+    "listen" (listens until cancelled). Records when each call began."""
+
+    def __init__(self, *script: str) -> None:
+        self.script = list(script)
+        self.calls: list[float] = []
+        self.drop = anyio.Event()
+
+    async def listen(self, on_notification: Any, *, task_status: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.calls.append(anyio.current_time())
+        step = self.script.pop(0) if self.script else "fail"
+        if step == "fail":
+            raise ConnectorException("connection refused")
+        task_status.started()
+        if step == "drop":
+            await self.drop.wait()
+            raise ConnectorException("connection lost")
+        await anyio.sleep_forever()
+
+
+async def test_forwards_notifications():
+    """Once started, every notification reaches on_notification."""
+    connector = InMemoryConnector()
+    received: list[Notification] = []
+    listening: list[bool] = []
+    listener = Listener(
+        connector, received.append, on_listening=lambda: listening.append(True)
+    )
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            await tg.start(listener.run)
+            assert listener.connected
+            assert listening == [True]
+            connector.store.notify(Notification(kind="abort", job_id=3))
+            tg.cancel_scope.cancel()
+    assert received == [Notification(kind="abort", job_id=3)]
+
+
+async def test_starts_even_when_the_first_attempt_fails():
+    """run() reports started after a failed first attempt (polling covers it)."""
+    connector = ScriptedConnector("fail", "listen")
+    listener = Listener(cast("AsyncConnector", connector), lambda n: None)
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            await tg.start(listener.run)
+            assert not listener.connected
+            tg.cancel_scope.cancel()
+
+
+@mock_clock()
+async def test_reconnects_with_exponential_backoff():
+    """Failed attempts are retried after 0.1, 0.2, 0.4... s, capped."""
+    connector = ScriptedConnector(*["fail"] * 10, "listen")
+    listening = anyio.Event()
+    listener = Listener(
+        cast("AsyncConnector", connector), lambda n: None, on_listening=listening.set
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.run)
+        await listening.wait()
+        tg.cancel_scope.cancel()
+    gaps = [b - a for a, b in itertools.pairwise(connector.calls)]
+    expected = [RECONNECT_BACKOFF_START_SECONDS * 2**i for i in range(10)]
+    expected = [min(gap, RECONNECT_BACKOFF_MAX_SECONDS) for gap in expected]
+    assert gaps == pytest.approx(expected)
+    assert expected[-1] == RECONNECT_BACKOFF_MAX_SECONDS
+    assert listener.reconnections == 10
+
+
+@mock_clock()
+async def test_backoff_resets_after_listening():
+    """A connection lost after listening is retried with the initial backoff."""
+    connector = ScriptedConnector("fail", "fail", "drop", "fail", "listen")
+    listened = 0
+    relistened = anyio.Event()
+
+    def on_listening() -> None:
+        nonlocal listened
+        listened += 1
+        if listened == 1:
+            connector.drop.set()
+        else:
+            relistened.set()
+
+    listener = Listener(
+        cast("AsyncConnector", connector), lambda n: None, on_listening=on_listening
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.run)
+        await relistened.wait()
+        assert listener.connected
+        tg.cancel_scope.cancel()
+    gaps = [b - a for a, b in itertools.pairwise(connector.calls)]
+    assert gaps == pytest.approx([0.1, 0.2, 0.1, 0.2])
+
+
+async def test_unexpected_errors_propagate():
+    """Only ConnectorException means "reconnect"; anything else is a bug."""
+
+    class Broken:
+        async def listen(self, on_notification: Any, *, task_status: Any) -> None:
+            raise RuntimeError("bug")
+
+    listener = Listener(cast("AsyncConnector", Broken()), lambda n: None)
+    with anyio.fail_after(HANG_GUARD_SECONDS), pytest.raises(RuntimeError, match="bug"):
+        await listener.run()
