@@ -9,8 +9,8 @@ Its tree::
     │   ├── heartbeat              keeps the worker row alive
     │   ├── abort poller           polls abort requests (NOTIFY is the fast path)
     │   ├── maintenance            recovers dead workers' jobs (one worker at a time)
-    │   ├── periodic deferrer      defers cron ticks, once per tick across workers
-    │   └── signals                SIGINT/SIGTERM: first = graceful, second = now
+    │   └── periodic deferrer      defers cron ticks, once per tick across workers
+    ├── signals                    SIGINT/SIGTERM: first = graceful, second = now
     └── jobs (task group)
         ├── fetcher loop           claims up to the free slots in one statement
         └── one task per job       each in its own cancel scope (abort, timeout)
@@ -303,11 +303,20 @@ class Worker:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(guard)
+            # Signals are handled until the very end (final flush and
+            # unregister included), so a late Ctrl-C cannot kill those.
+            signals = anyio.CancelScope()
+            if (
+                self.options.install_signal_handlers
+                and threading.current_thread() is threading.main_thread()
+            ):
+                await tg.start(self._handle_signals, signals)
             with anyio.CancelScope(shield=True):
                 try:
                     await self._run(task_status)
                 finally:
                     finished.set()
+                    signals.cancel()
         if self._errors:
             raise BaseExceptionGroup("the worker stopped on error", self._errors)
 
@@ -432,11 +441,6 @@ class Worker:
                     ),
                 )
                 tg.start_soon(self._supervise, periodic.run, None)
-                if (
-                    options.install_signal_handlers
-                    and threading.current_thread() is threading.main_thread()
-                ):
-                    await tg.start(self._handle_signals)
                 if options.listen_notify:
                     self._listener = Listener(
                         self.app.connector,
@@ -462,9 +466,15 @@ class Worker:
                 task_status.started()
 
     async def _handle_signals(
-        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        scope: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with (
+            scope,
+            anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+        ):
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name
