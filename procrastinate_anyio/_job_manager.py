@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from ._driver import AsyncConnector, SyncConnector
+    from ._pg_ops import Operation
+
+T = TypeVar("T")
 
 logger = logging.getLogger("procrastinate_anyio.job_manager")
 
@@ -81,7 +84,8 @@ class JobManager:
         from . import _pg_ops
         from ._psycopg_connector import run_operation_async
 
-        return await run_operation_async(connection, _pg_ops.job_defer_many(jobs))
+        op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
+        return await run_operation_async(connection, op)
 
     def defer_jobs(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None
@@ -93,7 +97,8 @@ class JobManager:
         from . import _pg_ops
         from ._sync_psycopg_connector import run_operation_sync
 
-        return run_operation_sync(connection, _pg_ops.job_defer_many(jobs))
+        op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
+        return run_operation_sync(connection, op)
 
     async def get_job_async(self, job_id: int) -> Job | None:
         """One job by id, or None."""
@@ -363,6 +368,37 @@ class JobManager:
         if not job.status.is_final:
             raise TimeoutError(f"Job {job_id} did not finish within {timeout} s")
         return job
+
+
+def _in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
+    """``op``, to run on a caller's own connection, in the caller's transaction.
+
+    On a connection that is not in autocommit mode and has not started its
+    transaction yet, psycopg's ``transaction()`` (what the runner does for an
+    operation's ``BEGIN``) opens a transaction and COMMITS it at exit: the
+    jobs would stay even if the caller then rolled back. There, the first
+    statement opens the caller's transaction anyway, so ``BEGIN`` is dropped.
+    """
+    from psycopg import pq
+
+    from . import _pg_ops
+
+    if connection.autocommit or (
+        connection.info.transaction_status != pq.TransactionStatus.IDLE
+    ):
+        return op
+
+    def without_begin() -> Operation[T]:
+        try:
+            statement = next(op)
+            while True:
+                rows = [] if statement is _pg_ops.BEGIN else (yield statement)
+                statement = op.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    return without_begin()
 
 
 def _retry_params(

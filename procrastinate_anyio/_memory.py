@@ -264,6 +264,8 @@ class InMemoryStore:
     def _retry_conflicts(self, outcomes: Sequence[JobOutcome]) -> set[int]:
         """Like the job_retry_conflicts query."""
         retry_ids = {o.job_id for o in outcomes if o.status is Status.TODO}
+        if not retry_ids:
+            return set()
         waiting = {
             r.job.queueing_lock
             for r in self.rows.values()

@@ -215,6 +215,9 @@ class Worker:
         self._unwritten = 0  # outcomes sent to the completer, not written yet
         self._listener: Listener | None = None
         self._thread_limiter: anyio.CapacityLimiter | None = None
+        self._refill_threshold = max(
+            1, min(self.options.fetch_batch_size, self.options.concurrency) // 2
+        )
         # Read-only and shared by the jobs: a task cannot change the next one's.
         self._additional_context = types.MappingProxyType(
             dict(self.options.additional_context)
@@ -537,7 +540,10 @@ class Worker:
         backoff = 0.05
         while not self._stop_requested:
             free = options.concurrency - len(self._running)
-            if free <= 0:
+            # Claim in batches: while jobs run, wait until enough slots are
+            # free for a batch worth a round trip (half a batch), rather than
+            # claiming one job each time one ends.
+            if free <= 0 or (self._running and free < self._refill_threshold):
                 await self._wait_for_change()
                 continue
             if not self._more_jobs_likely and options.wait:
