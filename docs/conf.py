@@ -6,7 +6,7 @@ import procrastinate_anyio
 
 project = "procrastinate_anyio"
 author = "procrastinate_anyio contributors"
-copyright = "2026, procrastinate_anyio contributors"  # noqa: A001  # Sphinx's name
+copyright = "2026, procrastinate_anyio contributors"  # Sphinx's name
 release = procrastinate_anyio.__version__
 
 extensions = [

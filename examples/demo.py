@@ -52,7 +52,9 @@ def ensure_database(dsn: str) -> None:
             "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
         ).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname)))
+            )
 
 
 async def main(jobs: int) -> None:
@@ -81,15 +83,23 @@ async def main(jobs: int) -> None:
         print(f"{sample.call_string()} -> {sample.result}")
         for job in finished:
             if job.task_name != "sum":
-                outcome = job.result if job.error is None else f"{job.error.type}: {job.error.message}"
-                print(f"{job.call_string()}: {job.status.value}, {job.attempts} attempt(s) -> {outcome}")
+                outcome = (
+                    job.result
+                    if job.error is None
+                    else f"{job.error.type}: {job.error.message}"
+                )
+                print(
+                    f"{job.call_string()}: {job.status.value}, {job.attempts} attempt(s) -> {outcome}"
+                )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="trio")
     parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the worker does")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the worker does"
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.CRITICAL,

@@ -12,7 +12,7 @@ import anyio
 
 from ._blueprint import Blueprint
 from ._builtin_tasks import make_builtin_blueprint
-from ._deferrer import JobDeferrer, JobTemplate
+from ._deferrer import _UNSET, JobDeferrer, JobTemplate
 from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
 from ._schema import SchemaManager
@@ -138,6 +138,9 @@ class App(Blueprint):
         """Open a sync connection for the block: for the sync API
         (``task.defer()``, ``job_manager.list_jobs()``...) in code with no
         event loop."""
+        if self._sync_slot.connector is not None:
+            yield self  # nested: the outer block owns the connection
+            return
         connector = self.connector.get_sync_connector()
         connector.open()
         self._sync_slot.connector = connector
@@ -152,8 +155,8 @@ class App(Blueprint):
         name: str,
         *,
         allow_unknown: bool = True,
-        lock: str | None = None,
-        queueing_lock: str | None = None,
+        lock: str | None = _UNSET,
+        queueing_lock: str | None = _UNSET,
         task_kwargs: Mapping[str, Any] | None = None,
         schedule_at: datetime.datetime | None = None,
         schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
@@ -163,23 +166,14 @@ class App(Blueprint):
     ) -> JobDeferrer:
         """Defer a job by task name, e.g. a task that lives in another code base.
 
-        A known task keeps its own options unless given here; an unknown one
-        (with ``allow_unknown``) goes to ``queue`` or ``"default"``, and its
-        arguments are not checked against a signature.
+        A known task keeps its own options unless given here (None for
+        ``priority`` or ``queue`` means the task's; ``lock=None`` clears its
+        lock); an unknown one (with ``allow_unknown``) goes to ``queue`` or
+        ``"default"``, and its arguments are not checked against a signature.
 
         Raises:
             TaskNotFound: the task is unknown and ``allow_unknown`` is False.
         """
-        options: dict[str, Any] = {
-            "lock": lock,
-            "queueing_lock": queueing_lock,
-            "task_kwargs": task_kwargs,
-            "schedule_at": schedule_at,
-            "schedule_in": schedule_in,
-            "priority": priority,
-            "queue": queue,
-            "connection": connection,
-        }
         try:
             task = self.get_task(name)
         except TaskNotFound:
@@ -187,14 +181,21 @@ class App(Blueprint):
                 raise
         else:
             return task.configure(
-                **{key: value for key, value in options.items() if value is not None}
+                lock=lock,
+                queueing_lock=queueing_lock,
+                task_kwargs=task_kwargs,
+                schedule_at=schedule_at,
+                schedule_in=schedule_in,
+                priority=_UNSET if priority is None else priority,
+                queue=_UNSET if queue is None else queue,
+                connection=connection,
             )
         template = JobTemplate(
             task_name=name,
             queue=DEFAULT_QUEUE if queue is None else queue,
             priority=0 if priority is None else priority,
-            lock=lock,
-            queueing_lock=queueing_lock,
+            lock=None if lock is _UNSET else lock,
+            queueing_lock=None if queueing_lock is _UNSET else queueing_lock,
             schedule_at=schedule_at,
             schedule_in=schedule_in,
             task_kwargs=dict(task_kwargs or {}),

@@ -24,12 +24,17 @@ def make_builtin_blueprint() -> Blueprint:
         remove_failed: bool = False,
         remove_cancelled: bool = False,
         remove_aborted: bool = False,
+        timestamp: int | None = None,
     ) -> int:
         """Delete jobs that finished more than ``max_hours`` ago: succeeded
         ones, and failed, cancelled or aborted ones when asked. Returns how
         many were deleted. Defer it periodically to keep the table small::
 
-            app.periodic(cron="0 4 * * *")(app.get_task("builtin:remove_old_jobs"))
+            app.periodic(cron="0 4 * * *", task_kwargs={"max_hours": 72})(
+                app.get_task("builtin:remove_old_jobs")
+            )
+
+        ``timestamp`` is the tick when it runs as a periodic task (unused).
         """
         return await context.app.job_manager.delete_old_jobs_async(
             max_hours=max_hours,

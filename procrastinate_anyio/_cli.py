@@ -240,12 +240,17 @@ def _cmd_defer(args: argparse.Namespace) -> int:
     schedule_at = None if args.at is None else _aware_datetime(args.at)
     app = _load_app(args)
     app.perform_import_paths()
+    # Locks not given keep the task's own (None would clear them).
+    locks = {
+        name: value
+        for name, value in (("lock", args.lock), ("queueing_lock", args.queueing_lock))
+        if value is not None
+    }
     try:
         deferrer = app.configure_task(
             args.task,
             allow_unknown=args.unknown,
-            lock=args.lock,
-            queueing_lock=args.queueing_lock,
+            **locks,
             schedule_at=schedule_at,
             schedule_in=None if args.in_ is None else {"seconds": args.in_},
             priority=args.priority,
@@ -358,8 +363,8 @@ def _cmd_shell(args: argparse.Namespace) -> int:
         shell = Shell(app.job_manager)
         if args.shell_command:
             shell.onecmd(shlex.join(args.shell_command))
-        else:
-            shell.cmdloop()
+            return EXIT_ERROR if shell.failed else 0
+        shell.cmdloop()
     return 0
 
 

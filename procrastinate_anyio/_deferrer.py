@@ -35,6 +35,8 @@ def check_name(kind: str, value: object) -> str:
             f"{kind} must be 1 to {MAX_NAME_LENGTH} characters long, "
             f"not {len(value)}: {value[:40]!r}"
         )
+    if "\x00" in value:
+        raise ValueError(f"{kind} cannot hold the NUL character: {value[:40]!r}")
     return value
 
 
@@ -49,6 +51,8 @@ def check_priority(value: object) -> int:
 def _check_optional_str(kind: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{kind} must be a string or None, not {value!r}")
+    if value is not None and "\x00" in value:
+        raise ValueError(f"{kind} cannot hold the NUL character: {value[:40]!r}")
     return value
 
 

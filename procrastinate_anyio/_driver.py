@@ -69,7 +69,8 @@ class JobOutcome:
 
     ``status`` is the final status, or ``TODO`` to retry the job at
     ``retry_at`` (None: at once) with the optional new priority, queue and lock.
-    ``lock`` is the job's lock when it was claimed (its end frees the lock).
+    ``lock`` must be the job's lock when it was claimed: its end frees that
+    lock, and the lock's next job becomes active.
     ``worker_id``, when given, must still own the job: an outcome of a worker
     whose job was recovered and claimed again elsewhere is ignored.
     """

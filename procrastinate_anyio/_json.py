@@ -7,12 +7,17 @@ at the API boundary, with an error that names the offending argument.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidJobArguments
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+# An escaped NUL: \u0000 after an even number of backslashes (a string
+# holding a backslash then "u0000" is fine).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 JSONValue = Any
 """A value that :func:`json.dumps` accepts (dict, list, str, int, float, bool, None)."""
@@ -27,7 +32,7 @@ def dumps(value: JSONValue) -> str:
             character (jsonb cannot store ``\\u0000``).
     """
     text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    if "\\u0000" in text:
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise ValueError("PostgreSQL cannot store the NUL character (\\u0000) in JSON")
     return text
 

@@ -2,7 +2,8 @@
 
 It keeps jobs in a dict and follows the PostgreSQL driver rule for rule
 (ready set, lock lines, queueing locks, statuses); the conformance suite in
-``tests/driver/`` runs against both, so where they differ, a test fails.
+``tests/driver/`` runs against both, so where they differ, a test fails. One
+deliberate difference: it works without being opened first.
 Every async method first yields to the event loop
 (``anyio.lowlevel.checkpoint()``) so it honours cancellation like real I/O
 (the shape of trio's ``MemoryListener`` and httpx's ``MockTransport``).
@@ -300,8 +301,9 @@ class InMemoryStore:
             job = row.job
             if outcome.worker_id is not None and job.worker_id != outcome.worker_id:
                 continue
-            if job.lock is not None:
-                locks.append(job.lock)
+            # Like PostgreSQL: the locks to rebalance are those the outcome names.
+            if outcome.lock is not None:
+                locks.append(outcome.lock)
             if outcome.status is not Status.TODO:
                 finished.append(job.id)
             if outcome.delete_job:
@@ -311,8 +313,8 @@ class InMemoryStore:
                 new_lock = (
                     outcome.retry_lock if outcome.retry_lock is not None else job.lock
                 )
-                if new_lock is not None:
-                    locks.append(new_lock)
+                if outcome.retry_lock is not None:
+                    locks.append(outcome.retry_lock)
                 row.lock_waiting = new_lock is not None and new_lock != job.lock
                 row.job = attrs.evolve(
                     job,

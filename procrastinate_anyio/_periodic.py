@@ -144,6 +144,10 @@ class PeriodicDeferrer:
         max_delay: float = DEFAULT_MAX_DELAY_SECONDS,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if not max_delay > 0:
+            raise ValueError(
+                f"max_delay must be a positive number of seconds, not {max_delay!r}"
+            )
         self._app = app
         self._max_delay = max_delay
         self._clock = clock or time.time

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._exceptions import ConnectorException, SchemaError
 from ._sql import read_sql_file
 
 if TYPE_CHECKING:
@@ -135,11 +136,27 @@ class SchemaManager:
             the names of the migrations applied by this call (empty when the
             database was up to date).
         """
-        return await self.connector.schema_apply(self.get_schema(), read_migrations())
+        try:
+            return await self.connector.schema_apply(
+                self.get_schema(), read_migrations()
+            )
+        except ConnectorException as exc:
+            # A refused statement is a schema problem; a lost connection is not.
+            if exc.transient:
+                raise
+            raise SchemaError(f"Applying the schema failed: {exc}") from exc
 
     def apply_schema(self) -> list[str]:
         """The sync twin of :meth:`apply_schema_async` (inside ``app.open()``)."""
-        return self._sync_slot.get().schema_apply(self.get_schema(), read_migrations())
+        try:
+            return self._sync_slot.get().schema_apply(
+                self.get_schema(), read_migrations()
+            )
+        except ConnectorException as exc:
+            # A refused statement is a schema problem; a lost connection is not.
+            if exc.transient:
+                raise
+            raise SchemaError(f"Applying the schema failed: {exc}") from exc
 
     async def check_schema_async(self) -> SchemaStatus:
         """Compare the database's migrations with this version's."""

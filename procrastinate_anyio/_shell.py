@@ -105,21 +105,22 @@ class Shell(cmd.Cmd):
     def __init__(self, job_manager: JobManager, stdout: IO[str] | None = None) -> None:
         super().__init__(stdout=stdout)
         self.job_manager = job_manager
+        self.failed = False  # the last command failed (the one-shot exit code)
 
     def _print(self, text: str) -> None:
         self.stdout.write(text + "\n")
 
     def onecmd(self, line: str) -> bool:
+        self.failed = False
         try:
             return super().onecmd(line)
-        except ProcrastinateException as exc:
+        except (ProcrastinateException, ValueError) as exc:
             self._print(f"Error: {exc}")
-            return False
-        except ValueError as exc:
-            self._print(f"Error: {exc}")
+            self.failed = True
             return False
 
     def default(self, line: str) -> None:
+        self.failed = True
         self._print(
             f"Unknown command: {line.split()[0] if line.split() else line!r}; type help"
         )

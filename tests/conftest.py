@@ -29,7 +29,9 @@ BACKENDS = [
     pytest.param("trio", id="trio"),
 ]
 
-ADMIN_DSN = os.environ.get("PA_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "PA_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 DB_PREFIX = f"pa_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 DatabaseFactory = Callable[..., str]
@@ -46,7 +48,7 @@ def dsn_for(dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=dbname)
 
 
-def _admin_execute(query: sql.Composable) -> None:
+def _admin_execute(query: sql.Composed) -> None:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(query)
 

@@ -287,24 +287,28 @@ RETURNING id, lock,
     pg_notify('pa_events', json_build_object('t', 'defer', 'q', json_build_array(queue_name))::text);
 
 -- name: job_stats
--- Job counts by status per queue, task or lock.
-SELECT
-    CASE %(group_by)s WHEN 'queue' THEN queue_name WHEN 'task' THEN task_name ELSE lock END AS name,
-    count(*) AS jobs_count,
-    count(*) FILTER (WHERE status = 'todo') AS todo,
-    count(*) FILTER (WHERE status = 'doing') AS doing,
-    count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-    count(*) FILTER (WHERE status = 'aborted') AS aborted
-FROM pa_jobs
-WHERE (%(group_by)s <> 'lock' OR lock IS NOT NULL)
-  AND (%(queue)s::text IS NULL OR queue_name = %(queue)s::text)
-  AND (%(task_name)s::text IS NULL OR task_name = %(task_name)s::text)
-  AND (%(status)s::pa_job_status IS NULL OR status = %(status)s::pa_job_status)
-  AND (%(lock)s::text IS NULL OR lock = %(lock)s::text)
-GROUP BY 1
-ORDER BY 1
+-- Job counts by status per queue, task or lock, sorted by code point
+-- (whatever the database's collation), like the in-memory driver.
+SELECT * FROM (
+    SELECT
+        CASE %(group_by)s WHEN 'queue' THEN queue_name WHEN 'task' THEN task_name ELSE lock END
+            AS name,
+        count(*) AS jobs_count,
+        count(*) FILTER (WHERE status = 'todo') AS todo,
+        count(*) FILTER (WHERE status = 'doing') AS doing,
+        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE status = 'failed') AS failed,
+        count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+        count(*) FILTER (WHERE status = 'aborted') AS aborted
+    FROM pa_jobs
+    WHERE (%(group_by)s <> 'lock' OR lock IS NOT NULL)
+      AND (%(queue)s::text IS NULL OR queue_name = %(queue)s::text)
+      AND (%(task_name)s::text IS NULL OR task_name = %(task_name)s::text)
+      AND (%(status)s::pa_job_status IS NULL OR status = %(status)s::pa_job_status)
+      AND (%(lock)s::text IS NULL OR lock = %(lock)s::text)
+    GROUP BY 1
+) AS groups
+ORDER BY name COLLATE "C"
 LIMIT %(limit)s;
 
 -- name: job_delete_old

@@ -84,6 +84,17 @@ def test_configure_known_task(
     assert (second.queue, second.priority, second.lock) == ("other", 9, "L")
 
 
+def test_configure_known_task_clears_lock(
+    app: App, connector: InMemoryConnector, task: Any
+) -> None:
+    """``configure_task(name, lock=None)`` defers without the task's lock."""
+    with app.open():
+        app.configure_task("t", lock=None).defer()
+
+    (job,) = stored_jobs(connector)
+    assert (job.lock, job.priority) == (None, 2)
+
+
 def test_configure_known_task_checks_arguments(app: App, task: Any) -> None:
     """``configure_task`` of a known task checks arguments against its signature."""
     with app.open(), pytest.raises(InvalidJobArguments):

@@ -7,8 +7,6 @@ import importlib
 import inspect
 import pkgutil
 
-import pytest
-
 import procrastinate_anyio
 
 PUBLIC_DUNDERS = {"__version__"}
@@ -33,10 +31,6 @@ def test_all_sorted() -> None:
     assert len(exported) == len(set(exported))
 
 
-@pytest.mark.xfail(
-    reason="bug: SchemaError is imported in __init__.py but missing from __all__",
-    strict=True,
-)
 def test_all_complete() -> None:
     """Every public name of the package is in ``__all__``, and nothing else but
     ``__version__``."""

@@ -178,16 +178,13 @@ class TestDeclaration:
         with pytest.raises(TaskAlreadyRegistered):
             app.periodic(cron="* * * * *", periodic_id="daily")(cleanup)
 
-    @pytest.mark.xfail(
-        reason="bug: builtin:remove_old_jobs takes no `timestamp`, so the "
-        "app.periodic(...) use its docstring recommends fails at declaration",
-        strict=True,
-    )
     def test_builtin_remove_old_jobs_can_be_periodic(self, app: App) -> None:
         """The builtin retention task can be scheduled with ``@app.periodic``."""
         remove_old_jobs = app.get_task("builtin:remove_old_jobs")
 
         app.periodic(cron="0 4 * * *", task_kwargs={"max_hours": 72})(remove_old_jobs)
+
+        assert [p.task for p in app.periodic_tasks] == [remove_old_jobs]
 
 
 @pytest.mark.anyio

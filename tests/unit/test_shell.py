@@ -219,11 +219,11 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Run ``procrastinate-anyio --app ... shell ...`` in-process; returns stdout."""
     monkeypatch.setattr(_cli, "_configure_logging", lambda verbosity: None)
 
-    def run_cli(*args: str, stdin: str = "") -> str:
+    def run_cli(*args: str, stdin: str = "", code: int = 0) -> str:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         with pytest.raises(SystemExit) as exit_info:
             _cli.main(["--app", "tests.unit.test_shell.shell_app", "shell", *args])
-        assert exit_info.value.code == 0
+        assert exit_info.value.code == code
         return capsys.readouterr().out
 
     return run_cli
@@ -234,6 +234,21 @@ def test_cli_one_shot(jobs: dict[str, int], cli) -> None:
     assert cli("list_jobs", "status=failed") == (
         f"#{jobs['failed']} mail on emails - [failed]\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("retry", "not-a-number"), id="bad-argument"),
+        pytest.param(("frobnicate",), id="unknown-command"),
+    ],
+)
+@pytest.mark.usefixtures("jobs")
+def test_cli_one_shot_failure_exits_1(cli, args: tuple[str, ...]) -> None:
+    """A one-shot command that fails prints why and exits 1."""
+    out = cli(*args, code=1)
+
+    assert out.startswith(("Error:", "Unknown command"))
 
 
 def test_cli_interactive(jobs: dict[str, int], cli) -> None:

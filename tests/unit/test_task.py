@@ -100,15 +100,7 @@ def test_options(bp: Blueprint) -> None:
 @pytest.mark.parametrize(
     ("option", "value", "error"),
     [
-        pytest.param(
-            "name",
-            "",
-            ValueError,
-            id="empty-name",
-            marks=pytest.mark.xfail(
-                reason="bug: name='' falls back to the default name", strict=True
-            ),
-        ),
+        pytest.param("name", "", ValueError, id="empty-name"),
         pytest.param("name", "n" * 256, ValueError, id="long-name"),
         pytest.param("name", 12, TypeError, id="int-name"),
         pytest.param("aliases", [""], ValueError, id="empty-alias"),

@@ -96,8 +96,8 @@ DECLARE
     payload text;
 BEGIN
     SELECT json_build_object('t', 'defer', 'q', json_agg(DISTINCT queue_name))::text
-        INTO payload FROM new_jobs;
-    IF payload IS NULL THEN
+        INTO payload FROM new_jobs HAVING count(*) > 0;
+    IF payload IS NULL THEN  -- an INSERT of no row
         RETURN NULL;
     END IF;
     IF octet_length(payload) > 7000 THEN
