@@ -277,6 +277,15 @@ class AsyncConnector(Protocol):
         """When the next future-scheduled ``todo`` job of ``queues`` is due."""
         ...
 
+    async def job_wait_begin(self, job_id: int) -> int:
+        """Ask for a ``finished`` notification when the job finishes; returns
+        a waiter id for :meth:`job_wait_end`."""
+        ...
+
+    async def job_wait_end(self, waiter_id: int) -> None:
+        """No more notifications for this waiter."""
+        ...
+
     async def job_retry(self, params: RetryParams) -> bool:
         """Put a failed, aborted or cancelled job back to ``todo``. False when
         there is no such job or it is not in one of those statuses.

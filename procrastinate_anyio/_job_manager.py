@@ -343,13 +343,19 @@ class JobManager:
         with anyio.fail_after(timeout):
             async with anyio.create_task_group() as tg:
                 await tg.start(listen)
-                while True:
-                    job = await self.get_job_async(job_id)
-                    if job is None or job.status.is_final:
-                        break
-                    with anyio.move_on_after(WAIT_POLL_INTERVAL_SECONDS):
-                        await finished.wait()
-                    finished = anyio.Event()
+                # Registered, the completer notifies when this job finishes.
+                waiter_id = await self.connector.job_wait_begin(job_id)
+                try:
+                    while True:
+                        job = await self.get_job_async(job_id)
+                        if job is None or job.status.is_final:
+                            break
+                        with anyio.move_on_after(WAIT_POLL_INTERVAL_SECONDS):
+                            await finished.wait()
+                        finished = anyio.Event()
+                finally:
+                    with anyio.move_on_after(5, shield=True):
+                        await self.connector.job_wait_end(waiter_id)
                 tg.cancel_scope.cancel()
         if job is None:
             raise JobNotFound(f"No job with id {job_id}")

@@ -662,6 +662,14 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.job_next_scheduled_at(queues)
 
+    async def job_wait_begin(self, job_id: int) -> int:
+        # The in-memory store notifies every finish: nothing to register.
+        await anyio.lowlevel.checkpoint()
+        return 0
+
+    async def job_wait_end(self, waiter_id: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
     async def job_retry(self, params: RetryParams) -> bool:
         await anyio.lowlevel.checkpoint()
         return self.store.job_retry(params)

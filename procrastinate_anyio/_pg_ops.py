@@ -370,6 +370,16 @@ def periodic_defer(params: PeriodicDeferParams) -> Operation[int | None]:
     return job_id
 
 
+def job_wait_begin(job_id: int) -> Operation[int]:
+    rows = yield Statement("job_wait_begin", {"job_id": job_id})
+    waiter_id: int = rows[0]["id"]
+    return waiter_id
+
+
+def job_wait_end(waiter_id: int) -> Operation[None]:
+    yield Statement("job_wait_end", {"waiter_id": waiter_id})
+
+
 def maintenance_run(params: MaintenanceParams) -> Operation[MaintenanceResult]:
     yield BEGIN
     rows = yield Statement("maintenance_try_lock")
@@ -380,6 +390,7 @@ def maintenance_run(params: MaintenanceParams) -> Operation[MaintenanceResult]:
     recovered = tuple(params.decide(job_from_row(row)) for row in rows)
     if recovered:
         yield from job_finish_many(recovered)
+    yield Statement("job_waiters_prune")
     rows = yield Statement("worker_prune_dead", seconds)
     promoted = yield from _promote_due_locks()
     return MaintenanceResult(

@@ -180,6 +180,12 @@ class PsycopgConnector:
     ) -> datetime.datetime | None:
         return await self._run(_pg_ops.job_next_scheduled_at(queues))
 
+    async def job_wait_begin(self, job_id: int) -> int:
+        return await self._run(_pg_ops.job_wait_begin(job_id))
+
+    async def job_wait_end(self, waiter_id: int) -> None:
+        await self._run(_pg_ops.job_wait_end(waiter_id))
+
     async def job_retry(self, params: RetryParams) -> bool:
         return await self._run(_pg_ops.job_retry(params))
 

@@ -164,17 +164,27 @@ class SyncPsycopgConnector:
                 self.conninfo, autocommit=True, **self.connect_kwargs
             ) as conn:
                 conn.execute(_pg_ops.Statement("listen").query())
-                while True:
-                    job = run_operation_sync(conn, _pg_ops.job_get(job_id))
-                    if job is None or job.status.is_final:
-                        return job
-                    remaining = 1.0 if deadline is None else deadline - time.monotonic()
-                    if remaining <= 0:
-                        return job
-                    for _ in conn.notifies(timeout=min(remaining, 1.0), stop_after=1):
-                        pass
+                waiter_id = run_operation_sync(conn, _pg_ops.job_wait_begin(job_id))
+                try:
+                    return self._wait(conn, job_id, deadline)
+                finally:
+                    run_operation_sync(conn, _pg_ops.job_wait_end(waiter_id))
         except psycopg.Error as exc:
             raise _pg_ops.translate_error(exc) from exc
+
+    @staticmethod
+    def _wait(
+        conn: psycopg.Connection[Any], job_id: int, deadline: float | None
+    ) -> Job | None:
+        while True:
+            job = run_operation_sync(conn, _pg_ops.job_get(job_id))
+            if job is None or job.status.is_final:
+                return job
+            remaining = 1.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return job
+            for _ in conn.notifies(timeout=min(remaining, 1.0), stop_after=1):
+                pass
 
     def schema_applied_migrations(self) -> list[str] | None:
         return self._run(_pg_ops.schema_applied_migrations())

@@ -191,7 +191,8 @@ RETURNING pa_jobs.*;
 -- current status (and owner, when given) so that a job finished elsewhere,
 -- or recovered and claimed again, is left alone. A retried job goes back to
 -- todo; it keeps its place on its lock unless the retry moves it to another
--- lock. One notification lists the jobs that finished (for wait_for_job).
+-- lock. One notification lists the finished jobs that someone waits for
+-- (wait_for_job); none is sent when nobody waits.
 WITH outcome AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS o (
         id bigint, status pa_job_status, result jsonb, error_type text,
@@ -237,8 +238,9 @@ finished AS (
     SELECT id FROM updated WHERE status <> 'todo'
 ),
 payload AS (
-    SELECT json_build_object('t', 'finished', 'j', json_agg(id))::text AS p
-    FROM finished
+    SELECT json_build_object('t', 'finished', 'j', json_agg(f.id))::text AS p
+    FROM finished AS f
+    WHERE EXISTS (SELECT 1 FROM pa_job_waiters AS w WHERE w.job_id = f.id)
     HAVING count(*) > 0
 )
 SELECT pg_notify(
@@ -251,6 +253,16 @@ SELECT id FROM pa_jobs WHERE id = ANY(%(job_ids)s::bigint[]) AND abort_requested
 
 -- name: listen
 LISTEN pa_events;
+
+-- name: job_wait_begin
+INSERT INTO pa_job_waiters (job_id) VALUES (%(job_id)s) RETURNING id;
+
+-- name: job_wait_end
+DELETE FROM pa_job_waiters WHERE id = %(waiter_id)s;
+
+-- name: job_waiters_prune
+-- Waiters that vanished without saying so (a killed process).
+DELETE FROM pa_job_waiters WHERE created_at < now() - interval '1 day';
 
 -- name: job_retry_conflicts
 -- Jobs about to be retried whose queueing lock is taken by a waiting job, or

@@ -77,6 +77,17 @@ CREATE INDEX pa_jobs_doing_worker_idx ON pa_jobs (worker_id)
 CREATE INDEX pa_jobs_scheduled_idx ON pa_jobs (scheduled_at)
     WHERE status = 'todo' AND scheduled_at IS NOT NULL;
 
+-- Callers waiting for a job to finish (wait_for_job): the completer only
+-- sends a notification for jobs someone waits for, which keeps NOTIFY (a
+-- global lock at commit) off the hot path. Unlogged: after a crash, waiters
+-- fall back to polling.
+CREATE UNLOGGED TABLE pa_job_waiters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pa_job_waiters_job_idx ON pa_job_waiters (job_id);
+
 -- One row per periodic tick: the primary key makes a tick deferred once,
 -- however many workers try.
 CREATE TABLE pa_periodic_defers (
