@@ -91,12 +91,28 @@ class Completer:
             self.pending.append(await self._receive.receive())
         except anyio.EndOfStream:
             return bool(self.pending)
+        if self._take_ready():
+            return True
         with anyio.move_on_after(self._flush_interval):
             while len(self.pending) < self._batch_size:
                 try:
                     self.pending.append(await self._receive.receive())
                 except anyio.EndOfStream:
                     break
+                if self._take_ready():
+                    break
+        return True
+
+    def _take_ready(self) -> bool:
+        """Take what is already in the stream, without waiting; True once the
+        batch is full or the stream is over."""
+        while len(self.pending) < self._batch_size:
+            try:
+                self.pending.append(self._receive.receive_nowait())
+            except anyio.WouldBlock:
+                return False
+            except anyio.EndOfStream:
+                return True
         return True
 
     async def flush(self) -> FlushResult:

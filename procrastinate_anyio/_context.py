@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,21 +15,23 @@ if TYPE_CHECKING:
 
 
 class AbortSignal:
-    """A thread-safe flag: set when the job must stop (abort requested, timeout,
-    or worker shutdown). Sync tasks poll it through ``context.should_abort()``."""
+    """A flag, set when the job must stop (abort requested, timeout, or worker
+    shutdown). Sync tasks poll it from their thread through
+    ``context.should_abort()``: reading and setting a Python attribute is
+    atomic, no lock is needed."""
+
+    __slots__ = ("_deadline", "reason")
 
     def __init__(self, deadline_monotonic: float | None = None) -> None:
-        self._event = threading.Event()
         self._deadline = deadline_monotonic
         self.reason: str | None = None
 
     def set(self, reason: str) -> None:
-        if not self._event.is_set():
+        if self.reason is None:
             self.reason = reason
-            self._event.set()
 
     def is_set(self) -> bool:
-        if self._event.is_set():
+        if self.reason is not None:
             return True
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self.set("timeout")

@@ -219,7 +219,8 @@ async def run_job(
         _log_failure(job, outcome, error, duration, log_extra)
         return outcome
     try:
-        _json.dumps(result)
+        if result is not None:  # the common case needs no check
+            _json.dumps(result)
     except (TypeError, ValueError) as exc:
         message = (
             f"The return value of task {task.name!r} is not JSON-serialisable: {exc}"

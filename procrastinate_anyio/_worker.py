@@ -255,6 +255,14 @@ class Worker:
             stopping=self._stop_requested,
         )
 
+    def _job_ended(self) -> None:
+        """Wake the fetcher when a batch's worth of slots is free (not for
+        every job: one wake-up per job costs more than a no-op job), or the
+        last job ended, or the worker is stopping."""
+        free = self.options.concurrency - len(self._running)
+        if not self._running or free >= self._refill_threshold or self._stop_requested:
+            self._changed.set()
+
     def _poke(self) -> None:
         """Wake whatever waits for a change (a job ended, a stop request...)."""
         self._wakeup.set()
@@ -656,7 +664,7 @@ class Worker:
             )
         finally:
             del self._running[running.job.id]
-            self._poke()
+            self._job_ended()
             if self._stop_now:
                 # A job that started after the stop-now decision was taken.
                 for other in list(self._running.values()):
@@ -692,4 +700,4 @@ class Worker:
         for outcome in batch:
             self._jobs_done[outcome.status.value] += 1
         self._unwritten -= len(batch)
-        self._poke()
+        self._changed.set()  # a one-shot worker waits for the last outcomes
