@@ -148,15 +148,19 @@ async def run_job(
             lock=job.lock,
         )
 
-    context = JobContext(
-        app=app,
-        worker_name=worker_name,
-        worker_queues=worker_queues,
-        job=job,
-        start_timestamp=time.time(),
-        additional_context=additional_context,
-        abort_signal=running.abort_signal,
-    )
+    args: tuple[JobContext, ...] = ()
+    if task.pass_context:  # only then: most tasks do not take it
+        args = (
+            JobContext(
+                app=app,
+                worker_name=worker_name,
+                worker_queues=worker_queues,
+                job=job,
+                start_timestamp=time.time(),
+                additional_context=additional_context,
+                abort_signal=running.abort_signal,
+            ),
+        )
     # Building the log context costs more than a no-op job: only when logged.
     log_extra = _LazyExtra(job, worker_name)
     if logger.isEnabledFor(logging.DEBUG):
@@ -170,7 +174,7 @@ async def run_job(
     error: Exception | None = None
     try:
         with running.scope:
-            result = await _invoke(task, context, job, thread_limiter)
+            result = await _invoke(task, args, job, thread_limiter)
     except Exception as exc:
         error = exc
     duration = time.monotonic() - started
@@ -250,9 +254,11 @@ async def run_job(
 
 
 async def _invoke(
-    task: Task[Any, Any], context: JobContext, job: Job, limiter: anyio.CapacityLimiter
+    task: Task[Any, Any],
+    args: tuple[JobContext, ...],
+    job: Job,
+    limiter: anyio.CapacityLimiter,
 ) -> Any:
-    args = (context,) if task.pass_context else ()
     if task.is_async:
         return await task.func(*args, **job.task_kwargs)
     return await anyio.to_thread.run_sync(
