@@ -701,3 +701,6 @@ class Worker:
             self._jobs_done[outcome.status.value] += 1
         self._unwritten -= len(batch)
         self._changed.set()  # a one-shot worker waits for the last outcomes
+        if any(outcome.status is Status.TODO for outcome in batch):
+            # A retry is due later: an idle fetcher must know when.
+            self._wakeup.set()
