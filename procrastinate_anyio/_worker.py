@@ -13,7 +13,8 @@ Its tree::
     ├── signals                    SIGINT/SIGTERM: first = graceful, second = now
     └── jobs (task group)
         ├── fetcher loop           claims up to the free slots in one statement
-        └── one task per job       each in its own cancel scope (abort, timeout)
+        └── one slot task per unit of concurrency, running claimed jobs one
+            at a time, each job in its own cancel scope (abort, timeout)
 
 Every service is supervised: an unexpected error stops the worker (jobs are
 cancelled, outcomes flushed, the worker unregistered) and is then raised to
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ._app import App
 
@@ -363,8 +364,7 @@ class Worker:
                 task_status.started(self)
                 try:
                     async with send, anyio.create_task_group() as jobs:
-                        await self._supervise(self._fetch_loop, None, jobs, send)
-                        await self._wait_running_jobs()
+                        await self._run_jobs(jobs, send)
                 finally:
                     services_scope.cancel()
                     completer_scope.deadline = (
@@ -540,9 +540,33 @@ class Worker:
         await self._changed.wait()
         self._changed = anyio.Event()
 
-    async def _fetch_loop(
-        self, jobs: TaskGroup, send: MemoryObjectSendStream[JobOutcome]
+    async def _run_jobs(
+        self, jobs: TaskGroup, outcomes: MemoryObjectSendStream[JobOutcome]
     ) -> None:
+        """Start one slot task per unit of concurrency, feed them claimed jobs
+        until the worker stops, then let the running jobs end."""
+        claimed, to_run = anyio.create_memory_object_stream[RunningJob](
+            self.options.concurrency
+        )
+        with to_run:
+            for _ in range(self.options.concurrency):
+                jobs.start_soon(self._slot, to_run.clone(), outcomes)
+        async with claimed:
+            await self._supervise(self._fetch_loop, None, claimed)
+        await self._wait_running_jobs()
+
+    async def _slot(
+        self,
+        to_run: MemoryObjectReceiveStream[RunningJob],
+        outcomes: MemoryObjectSendStream[JobOutcome],
+    ) -> None:
+        """Run claimed jobs one at a time. Long-lived slots cost less than a
+        task per job, and each job still has its own cancel scope."""
+        async with to_run:
+            async for running in to_run:
+                await self._job_task(running, outcomes)
+
+    async def _fetch_loop(self, claimed: MemoryObjectSendStream[RunningJob]) -> None:
         options = self.options
         assert self.worker_id is not None
         backoff = 0.05
@@ -597,7 +621,8 @@ class Worker:
                     ),
                 )
                 self._running[job.id] = running
-                jobs.start_soon(self._job_task, running, send)
+                # Never blocks: there are no more claimed jobs than slots.
+                claimed.send_nowait(running)
             if fetched:
                 logger.debug(
                     "Fetched %d job(s)",
