@@ -51,7 +51,7 @@ from ._deferrer import check_name
 from ._driver import FetchParams, JobOutcome, Notification
 from ._exceptions import ConnectorException, TaskNotFound
 from ._heartbeat import Heartbeat
-from ._job import Status
+from ._job import Job, Status
 from ._job_runner import RunningJob, StopReason, run_job
 from ._listener import Listener
 from ._maintenance import Maintenance
@@ -72,6 +72,7 @@ logger = logging.getLogger("procrastinate_anyio.worker")
 
 FINAL_FLUSH_TIMEOUT_SECONDS: Final = 10.0
 UNREGISTER_TIMEOUT_SECONDS: Final = 5.0
+FETCH_ERROR_BACKOFF_START_SECONDS: Final = 0.05
 FETCH_ERROR_BACKOFF_MAX_SECONDS: Final = 5.0
 
 
@@ -214,6 +215,9 @@ class Worker:
         self._last_fetch_at: float | None = None
         self._jobs_done: dict[str, int] = {status.value: 0 for status in Status}
         self._unwritten = 0  # outcomes sent to the completer, not written yet
+        self._reserved = 0  # slots promised to claims in flight
+        self._fetching = True
+        self._fetch_backoff = FETCH_ERROR_BACKOFF_START_SECONDS
         self._listener: Listener | None = None
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self._refill_threshold = max(
@@ -262,12 +266,12 @@ class Worker:
         last job ended, or the worker is stopping."""
         free = self.options.concurrency - len(self._running)
         if not self._running or free >= self._refill_threshold or self._stop_requested:
-            self._changed.set()
+            self._signal_change()
 
     def _poke(self) -> None:
         """Wake whatever waits for a change (a job ended, a stop request...)."""
         self._wakeup.set()
-        self._changed.set()
+        self._signal_change()
 
     def _fail(self, exc: BaseException) -> None:
         self._errors.append(exc)
@@ -536,9 +540,13 @@ class Worker:
                     running.stop(StopReason.ABORT)
 
     async def _wait_for_change(self) -> None:
-        """Wait until something changes (a job ends, a stop is requested...)."""
+        """Wait until something changes (a job ends, a stop is requested...).
+        Several tasks may wait: :meth:`_signal_change` wakes them all."""
         await self._changed.wait()
-        self._changed = anyio.Event()
+
+    def _signal_change(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
 
     async def _run_jobs(
         self, jobs: TaskGroup, outcomes: MemoryObjectSendStream[JobOutcome]
@@ -551,7 +559,8 @@ class Worker:
         with to_run:
             for _ in range(self.options.concurrency):
                 jobs.start_soon(self._slot, to_run.clone(), outcomes)
-        async with claimed:
+        async with claimed, anyio.create_task_group() as claimers:
+            claimers.start_soon(self._supervise, self._second_claimer, None, claimed)
             await self._supervise(self._fetch_loop, None, claimed)
         await self._wait_running_jobs()
 
@@ -567,11 +576,11 @@ class Worker:
                 await self._job_task(running, outcomes)
 
     async def _fetch_loop(self, claimed: MemoryObjectSendStream[RunningJob]) -> None:
+        """The claimer: waits for free slots and for jobs (notification or
+        polling), claims, hands the jobs to the slots."""
         options = self.options
-        assert self.worker_id is not None
-        backoff = 0.05
         while not self._stop_requested:
-            free = options.concurrency - len(self._running)
+            free = self._free_slots()
             # Claim in batches: while jobs run, wait until enough slots are
             # free for a batch worth a round trip (half a batch), rather than
             # claiming one job each time one ends.
@@ -584,64 +593,102 @@ class Worker:
                 self._wakeup = anyio.Event()
                 if self.statistics().stopping:  # stop() may have run meanwhile
                     break
-            limit = min(free, options.fetch_batch_size)
-            try:
-                fetched = await self.app.connector.job_fetch_many(
-                    FetchParams(
-                        worker_id=self.worker_id, queues=options.queues, limit=limit
-                    )
-                )
-            except ConnectorException as exc:
-                logger.warning(
-                    "Could not fetch jobs, retrying in %.2f s: %s",
-                    backoff,
-                    exc,
-                    extra={"action": "fetch_error", "worker": options.name},
-                )
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, FETCH_ERROR_BACKOFF_MAX_SECONDS)
+                free = self._free_slots()
+                if free <= 0:
+                    continue
+            fetched = await self._claim(claimed, min(free, options.fetch_batch_size))
+            if fetched is None or fetched or options.wait:
                 continue
-            backoff = 0.05
-            self._last_fetch_at = time.time()
-            self._more_jobs_likely = len(fetched) == limit
-            for job in fetched:
-                try:  # by name or alias, as run_job finds it
-                    timeout = self.app.get_task(job.task_name).timeout
-                except TaskNotFound:
-                    timeout = None
-                running = RunningJob(
-                    job=job,
-                    scope=anyio.CancelScope(
-                        deadline=anyio.current_time() + timeout
-                        if timeout
-                        else float("inf")
-                    ),
-                    abort_signal=AbortSignal(
-                        time.monotonic() + timeout if timeout else None
-                    ),
+            # One-shot: a retry not written yet would bring a job back.
+            if not self._running and not self._unwritten:
+                logger.info(
+                    "No job left, stopping (one-shot)",
+                    extra={"action": "worker_no_job_left"},
                 )
-                self._running[job.id] = running
-                # Never blocks: there are no more claimed jobs than slots.
-                claimed.send_nowait(running)
-            if fetched:
-                logger.debug(
-                    "Fetched %d job(s)",
-                    len(fetched),
-                    extra={
-                        "action": "fetched_jobs",
-                        "count": len(fetched),
-                        "worker": options.name,
-                    },
-                )
-            elif not options.wait:
-                # A retry not written yet would bring a job back: wait for it.
-                if not self._running and not self._unwritten:
-                    logger.info(
-                        "No job left, stopping (one-shot)",
-                        extra={"action": "worker_no_job_left"},
-                    )
-                    break
+                break
+            await self._wait_for_change()
+        self._fetching = False
+        self._signal_change()
+
+    async def _second_claimer(
+        self, claimed: MemoryObjectSendStream[RunningJob]
+    ) -> None:
+        """While claims come back full (a backlog), claim too, so that two
+        claims are in flight: one round trip's wait overlaps the other's
+        work. Idle otherwise: a notification causes one claim, not two."""
+        while self._fetching and not self._stop_requested:
+            free = self._free_slots()
+            if not self._more_jobs_likely or free < self._refill_threshold:
                 await self._wait_for_change()
+                continue
+            await self._claim(claimed, min(free, self.options.fetch_batch_size))
+
+    def _free_slots(self) -> int:
+        """Slots neither running a job nor promised to a claim in flight."""
+        return self.options.concurrency - len(self._running) - self._reserved
+
+    async def _claim(
+        self, claimed: MemoryObjectSendStream[RunningJob], limit: int
+    ) -> list[Job] | None:
+        """Claim up to ``limit`` jobs and hand them to the slots; None after a
+        database error (logged, then a backoff)."""
+        assert self.worker_id is not None
+        options = self.options
+        self._reserved += limit
+        try:
+            fetched = await self.app.connector.job_fetch_many(
+                FetchParams(
+                    worker_id=self.worker_id, queues=options.queues, limit=limit
+                )
+            )
+        except ConnectorException as exc:
+            logger.warning(
+                "Could not fetch jobs, retrying in %.2f s: %s",
+                self._fetch_backoff,
+                exc,
+                extra={"action": "fetch_error", "worker": options.name},
+            )
+            await anyio.sleep(self._fetch_backoff)
+            self._fetch_backoff = min(
+                self._fetch_backoff * 2, FETCH_ERROR_BACKOFF_MAX_SECONDS
+            )
+            return None
+        finally:
+            self._reserved -= limit
+        self._fetch_backoff = FETCH_ERROR_BACKOFF_START_SECONDS
+        self._last_fetch_at = time.time()
+        full = len(fetched) == limit
+        if full and not self._more_jobs_likely:
+            self._signal_change()  # the second claimer may start
+        self._more_jobs_likely = full
+        for job in fetched:
+            try:  # by name or alias, as run_job finds it
+                timeout = self.app.get_task(job.task_name).timeout
+            except TaskNotFound:
+                timeout = None
+            running = RunningJob(
+                job=job,
+                scope=anyio.CancelScope(
+                    deadline=anyio.current_time() + timeout if timeout else float("inf")
+                ),
+                abort_signal=AbortSignal(
+                    time.monotonic() + timeout if timeout else None
+                ),
+            )
+            self._running[job.id] = running
+            # Never blocks: there are no more claimed jobs than slots.
+            claimed.send_nowait(running)
+        if fetched and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Fetched %d job(s)",
+                len(fetched),
+                extra={
+                    "action": "fetched_jobs",
+                    "count": len(fetched),
+                    "worker": options.name,
+                },
+            )
+        return fetched
 
     async def _idle_timeout(self) -> float:
         """How long an idle fetcher waits for a notification: the polling
@@ -725,7 +772,7 @@ class Worker:
         for outcome in batch:
             self._jobs_done[outcome.status.value] += 1
         self._unwritten -= len(batch)
-        self._changed.set()  # a one-shot worker waits for the last outcomes
+        self._signal_change()  # a one-shot worker waits for the last outcomes
         if any(outcome.status is Status.TODO for outcome in batch):
             # A retry is due later: an idle fetcher must know when.
             self._wakeup.set()
