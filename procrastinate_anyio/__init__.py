@@ -10,6 +10,9 @@ from ._app import App as App
 from ._blueprint import Blueprint as Blueprint
 from ._context import JobContext as JobContext
 from ._deferrer import JobDeferrer as JobDeferrer
+from ._driver import AsyncConnector as AsyncConnector
+from ._driver import GroupStats as GroupStats
+from ._driver import SyncConnector as SyncConnector
 from ._exceptions import AlreadyEnqueued as AlreadyEnqueued
 from ._exceptions import AppNotOpen as AppNotOpen
 from ._exceptions import ConnectorException as ConnectorException
@@ -45,10 +48,12 @@ __all__ = [
     "AlreadyEnqueued",
     "App",
     "AppNotOpen",
+    "AsyncConnector",
     "BaseRetryStrategy",
     "Blueprint",
     "ConnectorException",
     "DeleteJobs",
+    "GroupStats",
     "InMemoryConnector",
     "InvalidJobArguments",
     "Job",
@@ -67,6 +72,7 @@ __all__ = [
     "SchemaManager",
     "SchemaStatus",
     "Status",
+    "SyncConnector",
     "SyncPsycopgConnector",
     "Task",
     "TaskAlreadyRegistered",
