@@ -29,33 +29,14 @@ SELECT pg_advisory_xact_lock(hashtextextended('pa_jobs.lock:' || lock, 0))
 FROM (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock ORDER BY 1) AS locks;
 
 -- name: job_lock_rebalance_demote
--- For each free lock (no doing job), demote an active todo job that is not the
--- best candidate any more (a job of higher priority arrived). Candidates: due
--- jobs, and jobs already started once. The active job, when it waits for
--- its retry, stays: a job keeps its lock until it ends for good (a job
--- retried by hand joins the line instead). When a lock has no candidate, its
--- earliest scheduled job is the best: it must be active to be fetched once
--- due, since nothing rebalances a lock when time passes.
+-- For each free lock (no doing job), demote an active todo job that is not
+-- the lock's candidate any more (a job of higher priority arrived, say); see
+-- pa_lock_candidate in schema.sql. A job retried by hand joins the line.
 WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
 best AS (
     SELECT locks.lock, b.id
     FROM locks
-    CROSS JOIN LATERAL (
-        SELECT coalesce(
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo' AND NOT lock_waiting
-               AND attempts > 0),
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-               AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
-             ORDER BY priority DESC, id
-             LIMIT 1),
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-             ORDER BY scheduled_at, priority DESC, id
-             LIMIT 1)
-        ) AS id
-    ) AS b
+    CROSS JOIN LATERAL (SELECT pa_lock_candidate(locks.lock) AS id) AS b
     WHERE b.id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM pa_jobs WHERE pa_jobs.lock = locks.lock AND status = 'doing'
     )
@@ -71,22 +52,7 @@ WITH locks AS (SELECT DISTINCT unnest(%(locks)s::text[]) AS lock),
 best AS (
     SELECT b.id
     FROM locks
-    CROSS JOIN LATERAL (
-        SELECT coalesce(
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo' AND NOT lock_waiting
-               AND attempts > 0),
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-               AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
-             ORDER BY priority DESC, id
-             LIMIT 1),
-            (SELECT id FROM pa_jobs
-             WHERE pa_jobs.lock = locks.lock AND status = 'todo'
-             ORDER BY scheduled_at, priority DESC, id
-             LIMIT 1)
-        ) AS id
-    ) AS b
+    CROSS JOIN LATERAL (SELECT pa_lock_candidate(locks.lock) AS id) AS b
     WHERE b.id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM pa_jobs
         WHERE pa_jobs.lock = locks.lock

@@ -103,6 +103,28 @@ CREATE TABLE pa_periodic_defers (
     PRIMARY KEY (task_name, periodic_id, defer_timestamp)
 );
 
+-- The job that should be the active one of a free lock: the active job if it
+-- waits for its retry (a job keeps its lock until it ends for good), else the
+-- best due job (by priority, then id), else the earliest scheduled one (it
+-- must be active to be claimed once due, since nothing rebalances a lock
+-- when time passes). Used by the driver's rebalance step.
+CREATE FUNCTION pa_lock_candidate(p_lock text) RETURNS bigint
+    LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        (SELECT id FROM pa_jobs
+         WHERE lock = p_lock AND status = 'todo' AND NOT lock_waiting AND attempts > 0),
+        (SELECT id FROM pa_jobs
+         WHERE lock = p_lock AND status = 'todo'
+           AND (attempts > 0 OR scheduled_at IS NULL OR scheduled_at <= now())
+         ORDER BY priority DESC, id
+         LIMIT 1),
+        (SELECT id FROM pa_jobs
+         WHERE lock = p_lock AND status = 'todo'
+         ORDER BY scheduled_at, priority DESC, id
+         LIMIT 1)
+    )
+$$;
+
 -- One NOTIFY per INSERT statement, whatever the number of rows: the payload
 -- lists the queues that got jobs, or omits them when the list would not fit
 -- in a notification (then every worker wakes up).
