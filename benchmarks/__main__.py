@@ -16,7 +16,9 @@ import dataclasses
 import datetime
 import json
 import os
+import pathlib
 import platform
+import subprocess
 import sys
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
@@ -157,11 +159,29 @@ def environment(settings: config.Settings) -> dict[str, str]:
         libraries.append(peer_pgqueuer.library_version())
     load = os.getloadavg()
     return {
+        "commit": _commit(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "libraries": ", ".join(libraries),
         "load_average": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
     }
+
+
+def _commit() -> str:
+    """The procrastinate_anyio commit measured ("+dirty": uncommitted changes)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit or "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,19 +27,12 @@ from pgqueuer.domain.types import QueueExecutionMode  # type: ignore[import-not-
 from pgqueuer.queries import Queries  # type: ignore[import-not-found, unused-ignore]
 from psycopg.conninfo import conninfo_to_dict
 
-from . import cost, database, latency
+from . import cost, database, latency, peers
 from .ours import Probe, run_on
-from .results import (
-    Measurement,
-    best_of,
-    cpu_per_job,
-    cpu_seconds,
-    median_run,
-    timed,
-)
 
 if TYPE_CHECKING:
     from .ours import Context
+    from .results import Measurement
 
 NAME: Final = "pgqueuer"
 TABLES: Final = (
@@ -113,10 +106,10 @@ class Producer:
 
 async def _drain(
     ctx: Context, dsn: str, point: Point, total: int | None
-) -> tuple[float, int, float]:
+) -> tuple[float, int]:
     """Run ``point.consumers`` PgQueuer instances in drain mode, each on its
     own connection (opened before the clock starts); returns the seconds the
-    drain took, how many jobs ran and the CPU seconds this process used."""
+    drain took and how many jobs ran."""
     done = 0
 
     async def noop(job: Any) -> None:
@@ -135,57 +128,44 @@ async def _drain(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(ctx.progress.watch, lambda: done, total)
-            cpu = cpu_seconds()
             started = time.perf_counter()
             async with anyio.create_task_group() as consumers:
                 for pgq in pgqs:
                     consumers.start_soon(consume, pgq)
             seconds = time.perf_counter() - started
-            cpu = cpu_seconds() - cpu
             tg.cancel_scope.cancel()
         ctx.progress.end_watch()
     finally:
         for connection in connections:
             await connection.close()
-    return seconds, done, cpu
+    return seconds, done
 
 
 async def _drain_point(ctx: Context, dsn: str, point: Point, role: str) -> Measurement:
     jobs = ctx.settings.sizes.drain_jobs
-    runs = []
     producer = await Producer.connect(dsn)
+
+    async def prepare() -> None:
+        database.reset_tables(dsn, TABLES)
+        await producer.enqueue(ctx.settings.sizes.warmup_jobs)
+        await _drain(ctx, dsn, point, None)
+        database.reset_tables(dsn, TABLES)
+        await producer.enqueue(jobs)
+        database.settle(ctx.settings.admin_dsn, dsn, TABLES)
+
     try:
-        for _ in range(ctx.settings.repeat):
-            database.reset_tables(dsn, TABLES)
-            await producer.enqueue(ctx.settings.sizes.warmup_jobs)
-            await _drain(ctx, dsn, point, None)
-            database.reset_tables(dsn, TABLES)
-            await producer.enqueue(jobs)
-            database.settle(ctx.settings.admin_dsn, dsn, TABLES)
-            ctx.progress.step(
-                f"drain {jobs:,} jobs: {NAME} on {point.runtime()}, {point.label()}"
-            )
-            noise = ctx.noise(NAME)
-            noise.start()
-            seconds, done, cpu = await _drain(ctx, dsn, point, jobs)
-            extra: dict[str, Any] = {**noise.stop(), **cpu_per_job(cpu, jobs)}
-            if done != jobs:
-                extra["incomplete"] = done
-            runs.append(
-                timed(
-                    scenario="drain",
-                    library=NAME,
-                    runtime=point.runtime(),
-                    settings=point.label(),
-                    role=role,
-                    jobs=jobs,
-                    seconds=seconds,
-                    extra=extra,
-                )
-            )
+        return await peers.timed_drains(
+            ctx,
+            library=NAME,
+            runtime=point.runtime(),
+            settings=point.label(),
+            role=role,
+            jobs=jobs,
+            prepare=prepare,
+            drain=functools.partial(_drain, ctx, dsn, point, jobs),
+        )
     finally:
         await producer.close()
-    return median_run(runs)
 
 
 class Runner:
@@ -210,15 +190,14 @@ class Runner:
             points += [
                 run_on(p.loop, _drain_point, ctx, dsn, p, "sweep") for p in SWEEP
             ]
-            best = best_of(points)
+            results = peers.with_best(points)
+            best = results[-1]
             self.best_point = next(
                 p
                 for p in (DEFAULT, *SWEEP)
                 if p.label() == best.settings and p.runtime() == best.runtime
             )
-            return [p for p in points if p.role == "default" or p is not best] + [
-                dataclasses.replace(best, role="best")
-            ]
+            return results
         if scenario == "latency":
             return run_on(DEFAULT.loop, _latency, ctx, dsn)
         if scenario == "cost":
@@ -236,53 +215,27 @@ async def _setup(dsn: str) -> list[Measurement]:
 
 
 async def _defer(ctx: Context, dsn: str) -> list[Measurement]:
-    sizes = ctx.settings.sizes
     producer = await Producer.connect(dsn)
-    queries = producer.queries
+
+    async def single(jobs: int) -> None:
+        for i in range(jobs):
+            await producer.queries.enqueue("noop", str(i).encode(), 0)
+
     try:
         await producer.enqueue(200)  # warm-up
-        single, batch = [], []
-        for _ in range(ctx.settings.repeat):
-            database.reset_tables(dsn, TABLES)
-            jobs = sizes.defer_single_jobs
-            ctx.progress.step(f"defer {jobs:,} one by one: {NAME} on asyncio")
-            noise = ctx.noise(NAME)
-            noise.start()
-            started = time.perf_counter()
-            for i in range(jobs):
-                await queries.enqueue("noop", str(i).encode(), 0)
-            single.append(
-                timed(
-                    scenario="defer-single",
-                    library=NAME,
-                    runtime="asyncio",
-                    settings="Queries.enqueue, one job per call",
-                    jobs=jobs,
-                    seconds=time.perf_counter() - started,
-                    extra=noise.stop(),
-                )
-            )
-            database.reset_tables(dsn, TABLES)
-            jobs = sizes.defer_batch_jobs
-            ctx.progress.step(f"defer {jobs:,} in batches: {NAME} on asyncio")
-            noise.start()
-            started = time.perf_counter()
-            await producer.enqueue(jobs)
-            batch.append(
-                timed(
-                    scenario="defer-batch",
-                    library=NAME,
-                    runtime="asyncio",
-                    settings="Queries.enqueue with lists, 1,000 per call",
-                    jobs=jobs,
-                    seconds=time.perf_counter() - started,
-                    extra=noise.stop(),
-                )
-            )
-        database.reset_tables(dsn, TABLES)
+        return await peers.timed_defers(
+            ctx,
+            NAME,
+            functools.partial(database.reset_tables, dsn, TABLES),
+            peers.DeferCalls(
+                single=single,
+                single_settings="Queries.enqueue, one job per call",
+                batch=producer.enqueue,
+                batch_settings="Queries.enqueue with lists, 1,000 per call",
+            ),
+        )
     finally:
         await producer.close()
-    return [median_run(single), median_run(batch)]
 
 
 async def _latency(ctx: Context, dsn: str) -> list[Measurement]:

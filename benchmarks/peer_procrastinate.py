@@ -10,7 +10,7 @@ default pool), and its one documented throughput knob, ``concurrency``, swept.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Final
@@ -19,19 +19,12 @@ import anyio
 import procrastinate  # type: ignore[import-not-found, unused-ignore]  # the bench group installs it
 from procrastinate import worker as procrastinate_worker  # type: ignore[import-not-found, unused-ignore]
 
-from . import cost, database, latency
+from . import cost, database, latency, peers
 from .ours import Probe, run_on
-from .results import (
-    Measurement,
-    best_of,
-    cpu_per_job,
-    cpu_seconds,
-    median_run,
-    timed,
-)
 
 if TYPE_CHECKING:
     from .ours import Context
+    from .results import Measurement
 
 NAME: Final = "procrastinate"
 RUNTIME: Final = "asyncio"
@@ -78,7 +71,11 @@ class Bench:
                 *({"i": i} for i in range(start, min(start + 1000, jobs)))
             )
 
-    async def drain(self, ctx: Context, concurrency: int, total: int | None) -> float:
+    async def drain(
+        self, ctx: Context, concurrency: int, total: int | None
+    ) -> tuple[float, int]:
+        """One worker with ``wait=False``: its seconds, and the jobs it ran."""
+        self.done = 0
         worker = procrastinate_worker.Worker(
             app=self.app,
             concurrency=concurrency,
@@ -92,7 +89,7 @@ class Bench:
             elapsed = time.perf_counter() - started
             tg.cancel_scope.cancel()
         ctx.progress.end_watch()
-        return elapsed
+        return elapsed, self.done
 
 
 def library_version() -> str:
@@ -136,55 +133,25 @@ async def _setup(ctx: Context, dsn: str) -> list[Measurement]:
 
 
 async def _defer(ctx: Context, dsn: str) -> list[Measurement]:
-    sizes = ctx.settings.sizes
     bench = Bench(dsn)
+
+    async def single(jobs: int) -> None:
+        for i in range(jobs):
+            await bench.noop.defer_async(i=i)
+
     async with bench.app.open_async():
         await bench.prefill(100)  # warm-up
-        single, batch = [], []
-        for _ in range(ctx.settings.repeat):
-            bench.reset()
-            jobs = sizes.defer_single_jobs
-            ctx.progress.step(f"defer {jobs:,} one by one: {NAME} on {RUNTIME}")
-            noise = ctx.noise(NAME)
-            noise.start()
-            started = time.perf_counter()
-            for i in range(jobs):
-                await bench.noop.defer_async(i=i)
-            single.append(
-                timed(
-                    scenario="defer-single",
-                    library=NAME,
-                    runtime=RUNTIME,
-                    settings="defer_async, one job per call",
-                    jobs=jobs,
-                    seconds=time.perf_counter() - started,
-                    extra=noise.stop(),
-                )
-            )
-            bench.reset()
-            jobs = sizes.defer_batch_jobs
-            ctx.progress.step(f"defer {jobs:,} in batches: {NAME} on {RUNTIME}")
-            batches = [
-                [{"i": i} for i in range(start, min(start + 1000, jobs))]
-                for start in range(0, jobs, 1000)
-            ]
-            noise.start()
-            started = time.perf_counter()
-            for chunk in batches:
-                await bench.noop.batch_defer_async(*chunk)
-            batch.append(
-                timed(
-                    scenario="defer-batch",
-                    library=NAME,
-                    runtime=RUNTIME,
-                    settings="batch_defer_async, 1,000 per call",
-                    jobs=jobs,
-                    seconds=time.perf_counter() - started,
-                    extra=noise.stop(),
-                )
-            )
-        bench.reset()
-    return [median_run(single), median_run(batch)]
+        return await peers.timed_defers(
+            ctx,
+            NAME,
+            bench.reset,
+            peers.DeferCalls(
+                single=single,
+                single_settings="defer_async, one job per call",
+                batch=bench.prefill,
+                batch_settings="batch_defer_async, 1,000 per call",
+            ),
+        )
 
 
 async def _drain(ctx: Context, dsn: str) -> list[Measurement]:
@@ -193,50 +160,29 @@ async def _drain(ctx: Context, dsn: str) -> list[Measurement]:
     points = []
     async with bench.app.open_async():
         for concurrency in CONCURRENCY_SWEEP:
-            runs = []
-            for _ in range(ctx.settings.repeat):
+
+            async def prepare(concurrency: int = concurrency) -> None:
                 bench.reset()
                 await bench.prefill(ctx.settings.sizes.warmup_jobs)
                 await bench.drain(ctx, concurrency, None)
                 bench.reset()
                 await bench.prefill(jobs)
                 database.settle(ctx.settings.admin_dsn, dsn, TABLES)
-                ctx.progress.step(
-                    f"drain {jobs:,} jobs: {NAME} on {RUNTIME}, concurrency={concurrency}"
+
+            points.append(
+                await peers.timed_drains(
+                    ctx,
+                    library=NAME,
+                    runtime=RUNTIME,
+                    settings=f"concurrency={concurrency}",
+                    role="default" if concurrency == DEFAULT_CONCURRENCY else "sweep",
+                    jobs=jobs,
+                    prepare=prepare,
+                    drain=functools.partial(bench.drain, ctx, concurrency, jobs),
                 )
-                noise = ctx.noise(NAME)
-                noise.start()
-                cpu = cpu_seconds()
-                seconds = await bench.drain(ctx, concurrency, jobs)
-                cpu = cpu_seconds() - cpu
-                extra: dict[str, Any] = {**noise.stop(), **cpu_per_job(cpu, jobs)}
-                if bench.done != jobs:
-                    extra["incomplete"] = bench.done
-                runs.append(
-                    timed(
-                        scenario="drain",
-                        library=NAME,
-                        runtime=RUNTIME,
-                        settings=f"concurrency={concurrency}",
-                        role="default"
-                        if concurrency == DEFAULT_CONCURRENCY
-                        else "sweep",
-                        jobs=jobs,
-                        seconds=seconds,
-                        extra=extra,
-                    )
-                )
-            points.append(median_run(runs))
+            )
         bench.reset()
-    return _with_best(points)
-
-
-def _with_best(points: list[Measurement]) -> list[Measurement]:
-    """Mark the fastest point "best" (a copy, if it is also the default)."""
-    best = dataclasses.replace(best_of(points), role="best")
-    return [p for p in points if p.role == "default" or p.settings != best.settings] + [
-        best
-    ]
+    return peers.with_best(points)
 
 
 async def _latency(ctx: Context, dsn: str) -> list[Measurement]:

@@ -123,6 +123,8 @@ SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
     attempts = pa_jobs.attempts + 1, abort_requested = false
 FROM picked
 WHERE pa_jobs.id = picked.id
+  -- By primary key: a generic plan would otherwise join a full table scan.
+  AND pa_jobs.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING pa_jobs.*;
 
 -- name: job_fetch_many_queues
@@ -150,6 +152,8 @@ SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
     attempts = pa_jobs.attempts + 1, abort_requested = false
 FROM picked
 WHERE pa_jobs.id = picked.id
+  -- By primary key: a generic plan would otherwise join a full table scan.
+  AND pa_jobs.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING pa_jobs.*;
 
 -- name: job_finish_many
