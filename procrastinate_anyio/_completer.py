@@ -139,12 +139,10 @@ class Completer:
         )
         return FlushResult(written=len(batch), attempts=attempts)
 
-    async def _write(
-        self, batch: list[JobOutcome], *, forever: bool = False
-    ) -> int | None:
+    async def _write(self, batch: list[JobOutcome]) -> int | None:
         """Write ``batch``; the number of attempts it took, or None once the
-        database refused it ``ISOLATE_AFTER_ATTEMPTS`` times (unless
-        ``forever``). Connection failures are retried without limit."""
+        database refused it ``ISOLATE_AFTER_ATTEMPTS`` times. Connection
+        failures are retried without limit."""
         backoff = 0.05
         attempts = refused = 0
         while True:
@@ -163,7 +161,7 @@ class Completer:
                     },
                 )
                 refused += not exc.transient
-                if refused >= ISOLATE_AFTER_ATTEMPTS and not forever:
+                if refused >= ISOLATE_AFTER_ATTEMPTS:
                     return None
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX_SECONDS)
@@ -172,7 +170,7 @@ class Completer:
 
     async def _write_as_failure(self, outcome: JobOutcome) -> None:
         """Record a plain failure for an outcome that cannot be stored as it
-        is; retried until it works (then the database itself is the problem)."""
+        is."""
         logger.error(
             "The outcome of job %s cannot be stored; recording a failure instead",
             outcome.job_id,
@@ -188,4 +186,12 @@ class Completer:
                 message="The job's outcome could not be stored in the database",
             ),
         )
-        await self._write([replacement], forever=True)
+        if await self._write([replacement]) is None:
+            # Even a plain failure is refused: the schema does not match this
+            # version (healthchecks tell). The job stays doing until
+            # stalled-job recovery; holding the others back would not help.
+            logger.error(
+                "Could not record any outcome for job %s; leaving it doing",
+                outcome.job_id,
+                extra={"action": "completer_outcome_dropped", "job_id": outcome.job_id},
+            )

@@ -147,3 +147,66 @@ async def test_writes_everything_before_ending():
                     await send.send(outcome(job_id))
     assert sorted(i for batch in written for i in batch) == [1, 2, 3]
     assert completer.pending == []
+
+
+class RefusingConnector:
+    """Refuses (non-transient) every batch holding one of ``refused`` ids;
+    with ``refuse_failures``, also refuses the plain failures written instead."""
+
+    def __init__(self, refused: set[int], *, refuse_failures: bool = False) -> None:
+        self.refused = refused
+        self.refuse_failures = refuse_failures
+        self.stored: dict[int, JobOutcome] = {}
+
+    async def job_finish_many(self, outcomes: Any) -> None:
+        await anyio.lowlevel.checkpoint()
+        for o in outcomes:
+            replaced = o.error is not None and o.status is Status.FAILED
+            if o.job_id in self.refused and (self.refuse_failures or not replaced):
+                raise ConnectorException("value refused", transient=False)
+        self.stored.update((o.job_id, o) for o in outcomes)
+
+
+@mock_clock()
+async def test_refused_outcome_does_not_hold_others_back():
+    """An outcome the database refuses is isolated: the others are written,
+    and a plain failure replaces it."""
+    connector = RefusingConnector({2})
+    send, receive, completer, written = make(connector)
+    completer.pending = [outcome(1), outcome(2), outcome(3)]
+    with send, receive:
+        await completer.flush()
+    assert sorted(connector.stored) == [1, 2, 3]
+    assert connector.stored[1].status is Status.SUCCEEDED
+    replacement = connector.stored[2]
+    assert replacement.status is Status.FAILED
+    assert replacement.error is not None
+    assert "could not be stored" in replacement.error.message
+    assert written == [[1, 2, 3]]
+    assert completer.pending == []
+
+
+@mock_clock()
+async def test_outcome_refused_even_as_a_failure_is_dropped():
+    """When even the plain failure is refused, the flush still ends (the job
+    stays doing for stalled-job recovery) instead of blocking the worker."""
+    connector = RefusingConnector({2}, refuse_failures=True)
+    send, receive, completer, _ = make(connector)
+    completer.pending = [outcome(1), outcome(2)]
+    with send, receive, anyio.fail_after(HANG_GUARD_SECONDS):
+        await completer.flush()
+    assert sorted(connector.stored) == [1]
+    assert completer.pending == []
+
+
+@mock_clock()
+async def test_connection_errors_are_retried_without_isolation():
+    """Transient errors do not count towards isolation: the batch is
+    written whole once the connection is back."""
+    connector = RecordingConnector(failures=5)
+    send, receive, completer, _ = make(connector)
+    completer.pending = [outcome(1), outcome(2)]
+    with send, receive:
+        result = await completer.flush()
+    assert result.attempts == 6
+    assert connector.batches == [[1, 2]]
