@@ -54,7 +54,10 @@ def outcome(job_id: int) -> JobOutcome:
 
 
 def make(
-    connector: RecordingConnector, *, batch_size: int = 100, flush_interval: float = 1.0
+    connector: RecordingConnector | RefusingConnector,
+    *,
+    batch_size: int = 100,
+    flush_interval: float = 1.0,
 ) -> tuple[Any, Any, Completer, list[list[int]]]:
     """The two ends of the outcome stream, the completer reading it, and the
     batches it reported written."""
