@@ -20,22 +20,28 @@ if TYPE_CHECKING:
     from .ours import Context
 
 
-async def _point(
+async def measure_drain(
     ctx: Context,
     bench: ours.Bench,
     runtime: str,
     cfg: DrainConfig,
     jobs: int,
     role: str,
+    *,
+    sync: bool = False,
 ) -> Measurement:
+    """One drain point (median of ``repeat`` runs), of async no-op jobs or,
+    with ``sync``, of sync ones (scenario ``drain-sync``)."""
+    task = bench.noop_sync if sync else bench.noop
+    kind = "sync jobs" if sync else "jobs"
     runs = []
     for _ in range(ctx.settings.repeat):
-        ctx.progress.step(f"drain {jobs:,} jobs: {OURS} on {runtime}, {cfg.label()}")
-        seconds, done, noise = await ours.timed_drain(ctx, bench, bench.noop, cfg, jobs)
+        ctx.progress.step(f"drain {jobs:,} {kind}: {OURS} on {runtime}, {cfg.label()}")
+        seconds, done, noise = await ours.timed_drain(ctx, bench, task, cfg, jobs)
         extra = {} if done == jobs else {"incomplete": f"{done} of {jobs} succeeded"}
         runs.append(
             timed(
-                scenario="drain",
+                scenario="drain-sync" if sync else "drain",
                 library=OURS,
                 runtime=ours.label(runtime),
                 settings=cfg.label(),
@@ -54,7 +60,7 @@ async def run(ctx: Context, runtime: str) -> list[Measurement]:
     results = []
     async with bench.app.open_async():
         results.append(
-            await _point(
+            await measure_drain(
                 ctx,
                 bench,
                 runtime,
@@ -65,7 +71,7 @@ async def run(ctx: Context, runtime: str) -> list[Measurement]:
         )
         if ctx.settings.sweep:
             sweep = [
-                await _point(ctx, bench, runtime, cfg, sizes.drain_jobs, "sweep")
+                await measure_drain(ctx, bench, runtime, cfg, sizes.drain_jobs, "sweep")
                 for cfg in config.SWEEP_DRAIN
             ]
             best = best_of(sweep)
@@ -73,7 +79,7 @@ async def run(ctx: Context, runtime: str) -> list[Measurement]:
             results.append(_as_best(best))
         else:
             results.append(
-                await _point(
+                await measure_drain(
                     ctx, bench, runtime, config.BEST_DRAIN, sizes.drain_jobs, "best"
                 )
             )

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from . import config, ours
-from .results import OURS, Measurement, best_of, median_run, timed
+from . import config
+from .drain import measure_drain
+from .results import Measurement, best_of
 
 if TYPE_CHECKING:
+    from . import ours
     from .config import DrainConfig
     from .ours import Context
 
@@ -22,28 +24,7 @@ async def _point(
     ctx: Context, bench: ours.Bench, runtime: str, cfg: DrainConfig, role: str
 ) -> Measurement:
     jobs = ctx.settings.sizes.sync_jobs
-    runs = []
-    for _ in range(ctx.settings.repeat):
-        ctx.progress.step(
-            f"drain {jobs:,} sync jobs: {OURS} on {runtime}, {cfg.label()}"
-        )
-        seconds, done, noise = await ours.timed_drain(
-            ctx, bench, bench.noop_sync, cfg, jobs
-        )
-        extra = {} if done == jobs else {"incomplete": f"{done} of {jobs} succeeded"}
-        runs.append(
-            timed(
-                scenario="drain-sync",
-                library=OURS,
-                runtime=ours.label(runtime),
-                settings=cfg.label(),
-                role=role,
-                jobs=jobs,
-                seconds=seconds,
-                extra={**noise, **extra},
-            )
-        )
-    return median_run(runs)
+    return await measure_drain(ctx, bench, runtime, cfg, jobs, role, sync=True)
 
 
 async def run(ctx: Context, runtime: str) -> list[Measurement]:
