@@ -10,9 +10,6 @@ from ._app import App as App
 from ._blueprint import Blueprint as Blueprint
 from ._context import JobContext as JobContext
 from ._deferrer import JobDeferrer as JobDeferrer
-from ._driver import AsyncConnector as AsyncConnector
-from ._driver import GroupStats as GroupStats
-from ._driver import SyncConnector as SyncConnector
 from ._exceptions import AlreadyEnqueued as AlreadyEnqueued
 from ._exceptions import AppNotOpen as AppNotOpen
 from ._exceptions import ConnectorException as ConnectorException
@@ -29,20 +26,23 @@ from ._job import Job as Job
 from ._job import JobError as JobError
 from ._job import Status as Status
 from ._job_manager import JobManager as JobManager
-from ._memory import InMemoryConnector as InMemoryConnector
-from ._psycopg_connector import PsycopgConnector as PsycopgConnector
 from ._retry import BaseRetryStrategy as BaseRetryStrategy
 from ._retry import RetryDecision as RetryDecision
 from ._retry import RetryStrategy as RetryStrategy
 from ._schema import SchemaManager as SchemaManager
 from ._schema import SchemaStatus as SchemaStatus
-from ._sync_psycopg_connector import SyncPsycopgConnector as SyncPsycopgConnector
 from ._task import Task as Task
 from ._version import __version__ as __version__
-from ._worker import DeleteJobs as DeleteJobs
-from ._worker import Worker as Worker
-from ._worker import WorkerOptions as WorkerOptions
-from ._worker import WorkerStatistics as WorkerStatistics
+from .connectors._protocols import AsyncConnector as AsyncConnector
+from .connectors._protocols import SyncConnector as SyncConnector
+from .connectors._types import GroupStats as GroupStats
+from .connectors.postgres._async import PsycopgConnector as PsycopgConnector
+from .connectors.postgres._sync import SyncPsycopgConnector as SyncPsycopgConnector
+from .testing._memory import InMemoryConnector as InMemoryConnector
+from .worker._options import DeleteJobs as DeleteJobs
+from .worker._options import WorkerOptions as WorkerOptions
+from .worker._worker import Worker as Worker
+from .worker._worker import WorkerStatistics as WorkerStatistics
 
 __all__ = [
     "AlreadyEnqueued",

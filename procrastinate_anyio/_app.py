@@ -17,7 +17,7 @@ from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
 from ._schema import SchemaManager
 from ._task import DEFAULT_QUEUE
-from ._worker import Worker
+from .worker._worker import Worker
 
 if TYPE_CHECKING:
     import datetime
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from ._driver import AsyncConnector
+    from .connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.app")
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ._driver import (
+from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
+from ._job import Job, JobToDefer, Status
+from .connectors._types import (
     CancelParams,
     DeleteOldParams,
     GroupStats,
@@ -18,16 +20,14 @@ from ._driver import (
     Notification,
     RetryParams,
 )
-from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
-from ._job import Job, JobToDefer, Status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from anyio.abc import TaskStatus
 
-    from ._driver import AsyncConnector, SyncConnector
-    from ._pg_ops import Operation
+    from .connectors._protocols import AsyncConnector, SyncConnector
+    from .connectors.postgres._ops import Operation
 
 T = TypeVar("T")
 
@@ -81,8 +81,8 @@ class JobManager:
         """
         if connection is None:
             return await self.connector.job_defer_many(jobs)
-        from . import _pg_ops
-        from ._psycopg_connector import run_operation_async
+        from .connectors.postgres import _ops as _pg_ops
+        from .connectors.postgres._async import run_operation_async
 
         op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
         return await run_operation_async(connection, op)
@@ -94,8 +94,8 @@ class JobManager:
         ``psycopg.Connection`` (Django's ``connection.connection``, for one)."""
         if connection is None:
             return self.sync_connector.job_defer_many(jobs)
-        from . import _pg_ops
-        from ._sync_psycopg_connector import run_operation_sync
+        from .connectors.postgres import _ops as _pg_ops
+        from .connectors.postgres._sync import run_operation_sync
 
         op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
         return run_operation_sync(connection, op)
@@ -387,7 +387,7 @@ def _in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
     """
     from psycopg import pq
 
-    from . import _pg_ops
+    from .connectors.postgres import _ops as _pg_ops
 
     if connection.autocommit or (
         connection.info.transaction_status != pq.TransactionStatus.IDLE

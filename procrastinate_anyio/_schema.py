@@ -24,8 +24,8 @@ from ._sql import read_sql_file
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._driver import AsyncConnector
     from ._job_manager import SyncConnectorSlot
+    from .connectors._protocols import AsyncConnector
 
 _MIGRATION_NAME = re.compile(
     r"^(?P<version>\d+\.\d+\.\d+)_(?P<number>\d{2})_(?P<phase>pre|post)_(?P<what>\w+)\.sql$"

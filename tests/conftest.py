@@ -22,7 +22,7 @@ from psycopg import sql
 
 from procrastinate_anyio import PsycopgConnector
 from procrastinate_anyio._schema import SchemaManager, read_migrations
-from procrastinate_anyio._sync_psycopg_connector import SyncPsycopgConnector
+from procrastinate_anyio.connectors.postgres._sync import SyncPsycopgConnector
 
 BACKENDS = [
     pytest.param("asyncio", id="asyncio"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import procrastinate_anyio as pa
-from procrastinate_anyio import _cli
+from procrastinate_anyio.cli import _main as _cli
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -22,10 +22,10 @@ import attrs
 import pytest
 
 from procrastinate_anyio import InMemoryConnector, Job, JobError, Status
-from procrastinate_anyio._driver import AsyncConnector, FetchParams, JobOutcome
 from procrastinate_anyio._job import JobToDefer
-from procrastinate_anyio._pg import connect
 from procrastinate_anyio._schema import SchemaManager, read_migrations
+from procrastinate_anyio.connectors import AsyncConnector, FetchParams, JobOutcome
+from procrastinate_anyio.connectors.postgres import connect
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from procrastinate_anyio import Status
-from procrastinate_anyio._driver import CancelParams
+from procrastinate_anyio.connectors import CancelParams
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import JobFactory
 

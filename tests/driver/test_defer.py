@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from procrastinate_anyio import AlreadyEnqueued, Status
-from procrastinate_anyio._driver import CancelParams, JobFilter
+from procrastinate_anyio.connectors import CancelParams, JobFilter
 
 from .conftest import HOUR, to_defer
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import Driver, JobFactory
 

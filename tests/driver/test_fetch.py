@@ -9,12 +9,12 @@ import anyio
 import pytest
 
 from procrastinate_anyio import Status
-from procrastinate_anyio._driver import CancelParams, FetchParams
+from procrastinate_anyio.connectors import CancelParams, FetchParams
 
 from .conftest import HOUR, WORKER_ID, to_defer
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import Driver, JobFactory
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from procrastinate_anyio import AlreadyEnqueued, JobError, Status
-from procrastinate_anyio._driver import CancelParams, JobFilter, JobOutcome
+from procrastinate_anyio.connectors import CancelParams, JobFilter, JobOutcome
 
 from .conftest import ERROR, HOUR
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import Driver, JobFactory
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from procrastinate_anyio import Status
-from procrastinate_anyio._driver import JobFilter
 from procrastinate_anyio._schema import SchemaManager, read_migrations
+from procrastinate_anyio.connectors import JobFilter
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import JobFactory
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from procrastinate_anyio import InMemoryConnector, JobError, Status
-from procrastinate_anyio._driver import FetchParams, JobOutcome, MaintenanceParams
-from procrastinate_anyio._pg import connect
+from procrastinate_anyio.connectors import FetchParams, JobOutcome, MaintenanceParams
+from procrastinate_anyio.connectors.postgres import connect
 
 if TYPE_CHECKING:
     from procrastinate_anyio import Job
-    from procrastinate_anyio._driver import AsyncConnector, MaintenanceResult
+    from procrastinate_anyio.connectors import AsyncConnector, MaintenanceResult
 
     from .conftest import JobFactory
 

@@ -10,12 +10,12 @@ import anyio
 import pytest
 
 from procrastinate_anyio import AlreadyEnqueued, Status
-from procrastinate_anyio._driver import JobFilter, PeriodicDeferParams
+from procrastinate_anyio.connectors import JobFilter, PeriodicDeferParams
 
 from .conftest import to_defer
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import JobFactory
 

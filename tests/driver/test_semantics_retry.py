@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from procrastinate_anyio import AlreadyEnqueued, Status
-from procrastinate_anyio._driver import CancelParams, RetryParams
+from procrastinate_anyio.connectors import CancelParams, RetryParams
 
 from .conftest import ERROR, HOUR
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import Driver, JobFactory
 

@@ -11,14 +11,14 @@ import attrs
 import pytest
 
 from procrastinate_anyio import Status
-from procrastinate_anyio._driver import CancelParams, DeleteOldParams, GroupStats
-from procrastinate_anyio._driver import JobFilter as Filter
-from procrastinate_anyio._pg import connect
+from procrastinate_anyio.connectors import CancelParams, DeleteOldParams, GroupStats
+from procrastinate_anyio.connectors import JobFilter as Filter
+from procrastinate_anyio.connectors.postgres import connect
 
 from .conftest import HOUR
 
 if TYPE_CHECKING:
-    from procrastinate_anyio._driver import AsyncConnector
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import Driver, JobFactory
 

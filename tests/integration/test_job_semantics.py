@@ -28,15 +28,15 @@ from procrastinate_anyio import (
     Status,
     _job_manager,
 )
-from procrastinate_anyio._driver import FetchParams
-from procrastinate_anyio._maintenance import Maintenance
-from procrastinate_anyio._periodic import PeriodicDeferrer
-from procrastinate_anyio._pg import AnyioConnection, connect
+from procrastinate_anyio.connectors import FetchParams
+from procrastinate_anyio.connectors.postgres import AnyioConnection, connect
+from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
+from procrastinate_anyio.worker._rescuer import Maintenance
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from procrastinate_anyio._worker import Worker
+    from procrastinate_anyio.worker._worker import Worker
 
 pytestmark = pytest.mark.anyio
 

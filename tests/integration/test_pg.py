@@ -18,7 +18,7 @@ import pytest
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from procrastinate_anyio._pg import (
+from procrastinate_anyio.connectors.postgres import (
     AnyioConnection,
     ConnectionPool,
     PoolClosed,

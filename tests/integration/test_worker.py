@@ -18,8 +18,8 @@ import pytest
 
 import procrastinate_anyio as pa
 from procrastinate_anyio import JobContext, Status
-from procrastinate_anyio._pg import connect
-from procrastinate_anyio._worker import Worker
+from procrastinate_anyio.connectors.postgres import connect
+from procrastinate_anyio.worker._worker import Worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

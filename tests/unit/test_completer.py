@@ -12,8 +12,8 @@ import pytest
 import trio.testing
 
 from procrastinate_anyio import ConnectorException, Status
-from procrastinate_anyio._completer import Completer, FlushResult
-from procrastinate_anyio._driver import AsyncConnector, JobOutcome
+from procrastinate_anyio.connectors import AsyncConnector, JobOutcome
+from procrastinate_anyio.worker._completer import Completer, FlushResult
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 import trio.testing
 
 from procrastinate_anyio import ConnectorException, InMemoryConnector
-from procrastinate_anyio._heartbeat import Heartbeat, HeartbeatResult
+from procrastinate_anyio.worker._heartbeat import Heartbeat, HeartbeatResult
 
 pytestmark = pytest.mark.anyio
 

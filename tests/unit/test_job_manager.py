@@ -18,7 +18,7 @@ from procrastinate_anyio import (
     Status,
     _job_manager,
 )
-from procrastinate_anyio._driver import FetchParams, JobOutcome
+from procrastinate_anyio.connectors import FetchParams, JobOutcome
 
 from .conftest import NOW, stored_jobs
 

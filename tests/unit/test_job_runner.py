@@ -12,8 +12,8 @@ import pytest
 import procrastinate_anyio as pa
 from procrastinate_anyio import Job, JobContext, Status
 from procrastinate_anyio._context import AbortSignal
-from procrastinate_anyio._driver import JobOutcome
-from procrastinate_anyio._job_runner import (
+from procrastinate_anyio.connectors import JobOutcome
+from procrastinate_anyio.worker._runner import (
     RunningJob,
     StopReason,
     error_from_exception,

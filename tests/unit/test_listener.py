@@ -13,8 +13,8 @@ import pytest
 import trio.testing
 
 from procrastinate_anyio import ConnectorException, InMemoryConnector
-from procrastinate_anyio._driver import AsyncConnector, Notification
-from procrastinate_anyio._listener import (
+from procrastinate_anyio.connectors import AsyncConnector, Notification
+from procrastinate_anyio.worker._listener import (
     RECONNECT_BACKOFF_MAX_SECONDS,
     RECONNECT_BACKOFF_START_SECONDS,
     Listener,

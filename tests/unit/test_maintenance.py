@@ -23,8 +23,12 @@ from procrastinate_anyio import (
     RetryStrategy,
     Status,
 )
-from procrastinate_anyio._driver import FetchParams
-from procrastinate_anyio._maintenance import Maintenance, StalledJob, recovery_outcome
+from procrastinate_anyio.connectors import FetchParams
+from procrastinate_anyio.worker._rescuer import (
+    Maintenance,
+    StalledJob,
+    recovery_outcome,
+)
 
 from .conftest import NOW
 
@@ -88,7 +92,7 @@ class TestRecoveryOutcome:
 
         assert (outcome.job_id, outcome.status, outcome.lock) == (7, status, "L")
         assert outcome.error is not None
-        assert outcome.error.type == "procrastinate_anyio._maintenance.StalledJob"
+        assert outcome.error.type == "procrastinate_anyio.worker._rescuer.StalledJob"
         assert "Worker 3 stopped heartbeating" in outcome.error.message
 
     def test_unknown_task_goes_back_to_todo(self, app: App) -> None:

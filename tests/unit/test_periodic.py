@@ -20,12 +20,8 @@ from procrastinate_anyio import (
     Status,
     TaskAlreadyRegistered,
 )
-from procrastinate_anyio._periodic import (
-    PeriodicDeferrer,
-    check_cron,
-    next_tick,
-    ticks_between,
-)
+from procrastinate_anyio._periodic import check_cron, next_tick, ticks_between
+from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
 
 from .conftest import stored_jobs
 

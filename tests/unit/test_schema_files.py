@@ -23,7 +23,7 @@ STATEMENT_NAME = re.compile(r'Statement\(\s*"(\w+)"')
 def statement_names() -> set[str]:
     """Query names the package's modules ask for, by ``Statement("name")``."""
     found: set[str] = set()
-    for module in PACKAGE.glob("*.py"):
+    for module in PACKAGE.rglob("*.py"):
         found |= set(STATEMENT_NAME.findall(module.read_text("utf-8")))
     return found - {"BEGIN"}  # the transaction marker, not a query
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from procrastinate_anyio import App, InMemoryConnector, Status, _cli
-from procrastinate_anyio._driver import FetchParams, JobOutcome
-from procrastinate_anyio._shell import Shell, ShellError, parse_filters
+from procrastinate_anyio import App, InMemoryConnector, Status
+from procrastinate_anyio.cli import _main as _cli
+from procrastinate_anyio.cli._shell import Shell, ShellError, parse_filters
+from procrastinate_anyio.connectors import FetchParams, JobOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

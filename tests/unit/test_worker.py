@@ -22,7 +22,7 @@ import trio.testing
 
 import procrastinate_anyio as pa
 from procrastinate_anyio import JobContext, RetryStrategy, Status
-from procrastinate_anyio._worker import Worker
+from procrastinate_anyio.worker._worker import Worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence

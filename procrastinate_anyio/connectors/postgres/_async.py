@@ -13,9 +13,11 @@ import anyio
 import psycopg
 from psycopg.rows import dict_row
 
-from . import _pg, _pg_ops
-from ._exceptions import AppNotOpen, ConnectorException
-from ._sync_psycopg_connector import SyncPsycopgConnector
+from ..._exceptions import AppNotOpen, ConnectorException
+from . import _ops
+from ._connection import AnyioConnection, connect
+from ._pool import ConnectionPool
+from ._sync import SyncPsycopgConnector
 
 if TYPE_CHECKING:
     import datetime
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from ._driver import (
+    from ..._job import Job, JobToDefer
+    from .._types import (
         CancelParams,
         DeleteOldParams,
         FetchParams,
@@ -36,14 +39,11 @@ if TYPE_CHECKING:
         PeriodicDeferParams,
         RetryParams,
     )
-    from ._job import Job, JobToDefer
 
 T = TypeVar("T")
 
 
-async def run_operation_async(
-    conn: _pg.AnyioConnection[Any], op: _pg_ops.Operation[T]
-) -> T:
+async def run_operation_async(conn: AnyioConnection[Any], op: _ops.Operation[T]) -> T:
     """Drive one operation on ``conn``; from a ``BEGIN`` on, inside a
     transaction (a savepoint when ``conn`` is already in one, e.g. a caller's
     own: the operation then joins the caller's transaction).
@@ -58,16 +58,16 @@ async def run_operation_async(
             return result
         return await _drive(conn, op, statement)
     except psycopg.Error as exc:
-        raise _pg_ops.translate_error(exc) from exc
+        raise _ops.translate_error(exc) from exc
 
 
 async def _drive(
-    conn: _pg.AnyioConnection[Any],
-    op: _pg_ops.Operation[T],
-    statement: _pg_ops.Statement,
+    conn: AnyioConnection[Any],
+    op: _ops.Operation[T],
+    statement: _ops.Statement,
 ) -> T:
     while True:
-        if statement is _pg_ops.BEGIN:
+        if statement is _ops.BEGIN:
             async with conn.transaction():
                 return await _drive(conn, op, op.send([]))
         cursor = conn.cursor(row_factory=dict_row)
@@ -103,7 +103,7 @@ class PsycopgConnector:
         self.conninfo = conninfo
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
-        self._pool: _pg.ConnectionPool | None = None
+        self._pool: ConnectionPool | None = None
 
     def __repr__(self) -> str:
         return f"PsycopgConnector(max_size={self.max_size})"
@@ -115,7 +115,7 @@ class PsycopgConnector:
     async def open_async(self) -> None:
         if self._pool is not None:
             return
-        pool = _pg.ConnectionPool(
+        pool = ConnectionPool(
             self.conninfo, max_size=self.max_size, connect_kwargs=self.connect_kwargs
         )
         try:
@@ -132,14 +132,14 @@ class PsycopgConnector:
     def get_sync_connector(self) -> SyncPsycopgConnector:
         return SyncPsycopgConnector(self.conninfo, connect_kwargs=self.connect_kwargs)
 
-    async def connect_listener(self) -> _pg.AnyioConnection[Any]:
+    async def connect_listener(self) -> AnyioConnection[Any]:
         """A new connection outside the pool, for LISTEN (its owner closes it)."""
         try:
-            return await _pg.connect(self.conninfo, **self.connect_kwargs)
+            return await connect(self.conninfo, **self.connect_kwargs)
         except psycopg.Error as exc:
             raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
 
-    async def _run(self, op: _pg_ops.Operation[T]) -> T:
+    async def _run(self, op: _ops.Operation[T]) -> T:
         if self._pool is None:
             op.close()
             raise AppNotOpen(
@@ -149,50 +149,50 @@ class PsycopgConnector:
             async with self._pool.connection() as conn:
                 return await run_operation_async(conn, op)
         except psycopg.Error as exc:
-            raise _pg_ops.translate_error(exc) from exc
+            raise _ops.translate_error(exc) from exc
 
     async def job_cancel(self, params: CancelParams) -> bool:
-        return await self._run(_pg_ops.job_cancel(params))
+        return await self._run(_ops.job_cancel(params))
 
     async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        return await self._run(_pg_ops.job_defer_many(jobs))
+        return await self._run(_ops.job_defer_many(jobs))
 
     async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
-        return await self._run(_pg_ops.job_abort_requested_many(job_ids))
+        return await self._run(_ops.job_abort_requested_many(job_ids))
 
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
-        return await self._run(_pg_ops.job_fetch_many(params))
+        return await self._run(_ops.job_fetch_many(params))
 
     async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
-        await self._run(_pg_ops.job_finish_many(outcomes))
+        await self._run(_ops.job_finish_many(outcomes))
 
     async def job_delete_old(self, params: DeleteOldParams) -> int:
-        return await self._run(_pg_ops.job_delete_old(params))
+        return await self._run(_ops.job_delete_old(params))
 
     async def job_get(self, job_id: int) -> Job | None:
-        return await self._run(_pg_ops.job_get(job_id))
+        return await self._run(_ops.job_get(job_id))
 
     async def job_list(self, filters: JobFilter) -> list[Job]:
-        return await self._run(_pg_ops.job_list(filters))
+        return await self._run(_ops.job_list(filters))
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None
     ) -> datetime.datetime | None:
-        return await self._run(_pg_ops.job_next_scheduled_at(queues))
+        return await self._run(_ops.job_next_scheduled_at(queues))
 
     async def job_wait_begin(self, job_id: int) -> int:
-        return await self._run(_pg_ops.job_wait_begin(job_id))
+        return await self._run(_ops.job_wait_begin(job_id))
 
     async def job_wait_end(self, waiter_id: int) -> None:
-        await self._run(_pg_ops.job_wait_end(waiter_id))
+        await self._run(_ops.job_wait_end(waiter_id))
 
     async def job_retry(self, params: RetryParams) -> bool:
-        return await self._run(_pg_ops.job_retry(params))
+        return await self._run(_ops.job_retry(params))
 
     async def job_stats(
         self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
     ) -> list[GroupStats]:
-        return await self._run(_pg_ops.job_stats(group_by, filters))
+        return await self._run(_ops.job_stats(group_by, filters))
 
     async def listen(
         self,
@@ -208,11 +208,11 @@ class PsycopgConnector:
         conn = await self.connect_listener()
         try:
             try:
-                await conn.execute(_pg_ops.Statement("listen").query())
+                await conn.execute(_ops.Statement("listen").query())
                 task_status.started()
                 async with aclosing(conn.notifies()) as notifies:
                     async for notify in notifies:
-                        notification = _pg_ops.parse_notification(notify.payload)
+                        notification = _ops.parse_notification(notify.payload)
                         if notification is not None:
                             on_notification(notification)
             except psycopg.Error as exc:
@@ -223,26 +223,26 @@ class PsycopgConnector:
                 await conn.close()
 
     async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
-        return await self._run(_pg_ops.maintenance_run(params))
+        return await self._run(_ops.maintenance_run(params))
 
     async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
-        return await self._run(_pg_ops.periodic_defer(params))
+        return await self._run(_ops.periodic_defer(params))
 
     async def schema_applied_migrations(self) -> list[str] | None:
-        return await self._run(_pg_ops.schema_applied_migrations())
+        return await self._run(_ops.schema_applied_migrations())
 
     async def schema_apply(
         self, schema_sql: str, migrations: Sequence[tuple[str, str]]
     ) -> list[str]:
-        return await self._run(_pg_ops.schema_apply(schema_sql, migrations))
+        return await self._run(_ops.schema_apply(schema_sql, migrations))
 
     async def worker_heartbeat(self, worker_id: int) -> bool:
-        return await self._run(_pg_ops.worker_heartbeat(worker_id))
+        return await self._run(_ops.worker_heartbeat(worker_id))
 
     async def worker_register(
         self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
     ) -> int:
-        return await self._run(_pg_ops.worker_register(name, queues, worker_id))
+        return await self._run(_ops.worker_register(name, queues, worker_id))
 
     async def worker_unregister(self, worker_id: int) -> None:
-        await self._run(_pg_ops.worker_unregister(worker_id))
+        await self._run(_ops.worker_unregister(worker_id))

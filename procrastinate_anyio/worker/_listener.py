@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.abc import TaskStatus
 
-from ._exceptions import ConnectorException
+from .._exceptions import ConnectorException
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._driver import AsyncConnector, Notification
+    from ..connectors._protocols import AsyncConnector
+    from ..connectors._types import Notification
 
 logger = logging.getLogger("procrastinate_anyio.listener")
 

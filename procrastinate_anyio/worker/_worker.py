@@ -30,11 +30,8 @@ is bounded by ``shutdown_graceful_timeout`` and the final flush by
 from __future__ import annotations
 
 import datetime
-import enum
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -45,17 +42,18 @@ import anyio
 import attrs
 from anyio.abc import TaskStatus
 
+from .._context import AbortSignal
+from .._exceptions import ConnectorException, TaskNotFound
+from .._job import Job, Status
+from .._periodic import DEFAULT_MAX_DELAY_SECONDS
+from ..connectors._types import FetchParams, JobOutcome, Notification
 from ._completer import Completer
-from ._context import AbortSignal
-from ._deferrer import check_name
-from ._driver import FetchParams, JobOutcome, Notification
-from ._exceptions import ConnectorException, TaskNotFound
 from ._heartbeat import Heartbeat
-from ._job import Job, Status
-from ._job_runner import RunningJob, StopReason, run_job
 from ._listener import Listener
-from ._maintenance import Maintenance
-from ._periodic import DEFAULT_MAX_DELAY_SECONDS, PeriodicDeferrer
+from ._options import DeleteJobs, WorkerOptions
+from ._periodic_deferrer import PeriodicDeferrer
+from ._rescuer import Maintenance
+from ._runner import RunningJob, StopReason, run_job
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -63,7 +61,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from ._app import App
+    from .._app import App
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -86,96 +84,6 @@ class _TrackedStatus(TaskStatus[None]):
     def started(self, value: object = None) -> None:
         self.called = True
         self._inner.started()
-
-
-class DeleteJobs(str, enum.Enum):
-    """Which finished jobs the worker deletes instead of keeping."""
-
-    NEVER = "never"
-    SUCCESSFUL = "successful"
-    ALWAYS = "always"
-
-
-def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
-
-
-def _queues(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    queues = tuple(check_name("queue", queue) for queue in value)
-    return queues or None
-
-
-def _default_name() -> str:
-    return f"worker-{socket.gethostname()}-{os.getpid()}"
-
-
-@attrs.frozen(kw_only=True)
-class WorkerOptions:
-    """A worker's settings, validated at construction.
-
-    Attributes:
-        queues: the queues to take jobs from (None or empty: all).
-        name: the worker's name in logs and in the workers table.
-        concurrency: how many jobs run at once.
-        wait: False to stop once no job is left (one-shot).
-        fetch_job_polling_interval: seconds between fetches when idle, the
-            fallback when no notification arrives.
-        abort_job_polling_interval: seconds between checks for abort requests
-            (notifications deliver them at once when listening).
-        shutdown_graceful_timeout: seconds running jobs get to finish after a
-            stop request before they are cancelled (None: no limit).
-        listen_notify: use LISTEN/NOTIFY (False: polling only, e.g. behind a
-            PgBouncer in transaction mode).
-        delete_jobs: delete finished jobs: never, successful ones, or always.
-        additional_context: passed to tasks in ``JobContext.additional_context``.
-        install_signal_handlers: stop on SIGINT/SIGTERM (main thread only).
-        update_heartbeat_interval: seconds between heartbeats.
-        stalled_worker_timeout: seconds without heartbeat after which a worker
-            counts as dead.
-        fetch_batch_size: most jobs claimed per statement.
-        completer_batch_size: most outcomes written per statement.
-        completer_flush_interval: seconds the completer gathers outcomes.
-        completer_buffer_size: outcomes that may wait to be written before
-            finished jobs wait for the completer.
-    """
-
-    queues: tuple[str, ...] | None = attrs.field(default=None, converter=_queues)
-    name: str = attrs.field(factory=_default_name)
-    concurrency: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    wait: bool = True
-    fetch_job_polling_interval: float = attrs.field(default=5.0, validator=_positive)
-    abort_job_polling_interval: float = attrs.field(default=5.0, validator=_positive)
-    shutdown_graceful_timeout: float | None = attrs.field(
-        default=30.0, validator=_positive
-    )
-    listen_notify: bool = True
-    delete_jobs: DeleteJobs = attrs.field(
-        default=DeleteJobs.NEVER, converter=DeleteJobs
-    )
-    additional_context: Mapping[str, Any] = attrs.field(factory=dict)
-    install_signal_handlers: bool = True
-    update_heartbeat_interval: float = attrs.field(default=10.0, validator=_positive)
-    stalled_worker_timeout: float = attrs.field(default=30.0, validator=_positive)
-    fetch_batch_size: int = attrs.field(default=100, validator=attrs.validators.ge(1))
-    completer_batch_size: int = attrs.field(
-        default=500, validator=attrs.validators.ge(1)
-    )
-    completer_flush_interval: float = attrs.field(default=0.002, validator=_positive)
-    completer_buffer_size: int = attrs.field(
-        default=1000, validator=attrs.validators.ge(1)
-    )
-
-    def __attrs_post_init__(self) -> None:
-        check_name("worker name", self.name)
-        if self.stalled_worker_timeout <= self.update_heartbeat_interval:
-            raise ValueError(
-                "stalled_worker_timeout must be longer than update_heartbeat_interval"
-            )
 
 
 @attrs.frozen(kw_only=True)

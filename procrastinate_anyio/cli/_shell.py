@@ -11,14 +11,14 @@ import cmd
 import shlex
 from typing import IO, TYPE_CHECKING, Any
 
-from ._exceptions import ProcrastinateException
+from .._exceptions import ProcrastinateException
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from ._driver import GroupStats
-    from ._job import Job
-    from ._job_manager import JobManager
+    from .._job import Job
+    from .._job_manager import JobManager
+    from ..connectors._types import GroupStats
 
 JOB_FILTERS = (
     "id",

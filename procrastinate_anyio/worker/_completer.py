@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import attrs
 
-from ._driver import JobOutcome
-from ._exceptions import ConnectorException
-from ._job import JobError, Status
+from .._exceptions import ConnectorException
+from .._job import JobError, Status
+from ..connectors._types import JobOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from ._driver import AsyncConnector
+    from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.completer")
 

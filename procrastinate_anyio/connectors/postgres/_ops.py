@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 from psycopg import errors as pg_errors
 
-from . import _json
-from ._driver import (
+from ... import _json
+from ..._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
+from ..._job import Job, JobError, JobToDefer, Status
+from ..._sql import queries
+from .._types import (
     CancelParams,
     DeleteOldParams,
     FetchParams,
@@ -33,9 +36,6 @@ from ._driver import (
     RetryParams,
     without_queueing_lock_conflicts,
 )
-from ._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
-from ._job import Job, JobError, JobToDefer, Status
-from ._sql import queries
 
 if TYPE_CHECKING:
     import datetime

@@ -19,9 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
-import attrs
-
-from ._job import Status
 
 if TYPE_CHECKING:
     import datetime
@@ -29,173 +26,20 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from ._job import Job, JobError, JobToDefer
-    from ._json import JSONValue
-
-
-@attrs.frozen(kw_only=True)
-class JobFilter:
-    """Which jobs :meth:`AsyncConnector.job_list` returns; None means "any"."""
-
-    id: int | None = None
-    queue: str | None = None
-    task_name: str | None = None
-    status: Status | None = None
-    lock: str | None = None
-    queueing_lock: str | None = None
-    worker_id: int | None = None
-    limit: int = 1000
-
-    def __attrs_post_init__(self) -> None:
-        if self.limit < 1:
-            raise ValueError(f"limit must be at least 1, not {self.limit}")
-
-
-@attrs.frozen(kw_only=True)
-class FetchParams:
-    """Claim up to ``limit`` ready jobs for ``worker_id``.
-
-    ``queues`` None means every queue.
-    """
-
-    worker_id: int
-    queues: Sequence[str] | None
-    limit: int
-
-
-@attrs.frozen(kw_only=True)
-class JobOutcome:
-    """How one attempt of a job ended, as the worker reports it.
-
-    ``status`` is the final status, or ``TODO`` to retry the job at
-    ``retry_at`` (None: at once) with the optional new priority, queue and lock.
-    ``lock`` must be the job's lock when it was claimed: its end frees that
-    lock, and the lock's next job becomes active.
-    ``worker_id``, when given, must still own the job: an outcome of a worker
-    whose job was recovered and claimed again elsewhere is ignored.
-    """
-
-    job_id: int
-    status: Status
-    lock: str | None = None
-    worker_id: int | None = None
-    result: JSONValue = None
-    error: JobError | None = None
-    retry_at: datetime.datetime | None = None
-    retry_priority: int | None = None
-    retry_queue: str | None = None
-    retry_lock: str | None = None
-    delete_job: bool = False
-
-
-def without_queueing_lock_conflicts(
-    outcomes: Sequence[JobOutcome], conflicting: set[int]
-) -> list[JobOutcome]:
-    """Turn the retries of ``conflicting`` jobs into failures.
-
-    A job is retried by going back to ``todo``; when another job with its
-    queueing lock already waits, the retry would break the "one waiting job
-    per queueing lock" rule, and is redundant: the waiting job does the same
-    work. The job fails instead, with its error.
-    """
-    if not conflicting:
-        return list(outcomes)
-    return [
-        attrs.evolve(o, status=Status.FAILED, retry_at=None)
-        if o.job_id in conflicting
-        else o
-        for o in outcomes
-    ]
-
-
-@attrs.frozen(kw_only=True)
-class CancelParams:
-    """Cancel a ``todo`` job; with ``abort``, also ask a ``doing`` job to stop;
-    with ``delete_job``, delete a cancelled job instead of keeping it."""
-
-    job_id: int
-    abort: bool = False
-    delete_job: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class Notification:
-    """What a listener hears: new jobs (``kind="defer"``, in ``queues``, or in
-    unknown queues when None), an abort request (``kind="abort"`` for
-    ``job_id``) or finished jobs (``kind="finished"``, ``job_ids``, or None
-    when the list did not fit in the notification)."""
-
-    kind: Literal["defer", "abort", "finished"]
-    queues: tuple[str, ...] | None = None
-    job_id: int | None = None
-    job_ids: tuple[int, ...] | None = None
-
-
-@attrs.frozen(kw_only=True)
-class RetryParams:
-    """Manually retry a finished job (failed, aborted or cancelled): back to
-    ``todo`` at ``retry_at`` (None: at once), optionally elsewhere."""
-
-    job_id: int
-    retry_at: datetime.datetime | None = None
-    priority: int | None = None
-    queue: str | None = None
-    lock: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class DeleteOldParams:
-    """Delete jobs finished more than ``older_than`` ago, with one of
-    ``statuses``, in ``queue`` (None: any)."""
-
-    older_than: datetime.timedelta
-    statuses: tuple[Status, ...]
-    queue: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class GroupStats:
-    """Job counts of one queue, task or lock (``list_queues`` and friends)."""
-
-    name: str
-    jobs_count: int
-    todo: int = 0
-    doing: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    aborted: int = 0
-
-
-@attrs.frozen(kw_only=True)
-class PeriodicDeferParams:
-    """Defer ``job`` for one periodic tick, unless that tick was deferred;
-    forget the ticks of the same periodic task older than ``keep_after``."""
-
-    job: JobToDefer
-    periodic_id: str
-    defer_timestamp: int
-    keep_after: int
-
-
-@attrs.frozen(kw_only=True)
-class MaintenanceParams:
-    """One maintenance pass: workers silent for ``stalled_worker_timeout``
-    seconds are dead; ``decide`` says where each of their doing jobs goes."""
-
-    stalled_worker_timeout: float
-    decide: Callable[[Job], JobOutcome]
-
-
-@attrs.frozen(kw_only=True)
-class MaintenanceResult:
-    """What a maintenance pass did; ``leader`` False: another worker holds the
-    maintenance lock, nothing was done."""
-
-    leader: bool
-    recovered: tuple[JobOutcome, ...] = ()
-    pruned_workers: int = 0
-    promoted_locks: int = 0
+    from .._job import Job, JobToDefer
+    from ._types import (
+        CancelParams,
+        DeleteOldParams,
+        FetchParams,
+        GroupStats,
+        JobFilter,
+        JobOutcome,
+        MaintenanceParams,
+        MaintenanceResult,
+        Notification,
+        PeriodicDeferParams,
+        RetryParams,
+    )
 
 
 class AsyncConnector(Protocol):

@@ -11,19 +11,19 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from . import _pg_ops
-from ._exceptions import AppNotOpen, ConnectorException
+from ..._exceptions import AppNotOpen, ConnectorException
+from . import _ops
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ._driver import CancelParams, GroupStats, JobFilter, RetryParams
-    from ._job import Job, JobToDefer
+    from ..._job import Job, JobToDefer
+    from .._types import CancelParams, GroupStats, JobFilter, RetryParams
 
 T = TypeVar("T")
 
 
-def run_operation_sync(conn: psycopg.Connection[Any], op: _pg_ops.Operation[T]) -> T:
+def run_operation_sync(conn: psycopg.Connection[Any], op: _ops.Operation[T]) -> T:
     """Drive one operation on ``conn``; the sync twin of ``run_operation_async``.
 
     On a connection that is already in a transaction (a caller's own), the
@@ -37,16 +37,16 @@ def run_operation_sync(conn: psycopg.Connection[Any], op: _pg_ops.Operation[T]) 
             return result
         return _drive(conn, op, statement)
     except psycopg.Error as exc:
-        raise _pg_ops.translate_error(exc) from exc
+        raise _ops.translate_error(exc) from exc
 
 
 def _drive(
     conn: psycopg.Connection[Any],
-    op: _pg_ops.Operation[T],
-    statement: _pg_ops.Statement,
+    op: _ops.Operation[T],
+    statement: _ops.Statement,
 ) -> T:
     while True:
-        if statement is _pg_ops.BEGIN:
+        if statement is _ops.BEGIN:
             with conn.transaction():
                 return _drive(conn, op, op.send([]))
         cursor = conn.cursor(row_factory=dict_row)
@@ -123,7 +123,7 @@ class SyncPsycopgConnector:
         if pool is not None:
             pool.close()
 
-    def _run(self, op: _pg_ops.Operation[T]) -> T:
+    def _run(self, op: _ops.Operation[T]) -> T:
         if self._pool is None:
             op.close()
             raise AppNotOpen("The connector is not open: use `with app.open():`")
@@ -131,27 +131,27 @@ class SyncPsycopgConnector:
             with self._pool.connection() as conn:
                 return run_operation_sync(conn, op)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise _pg_ops.translate_error(exc) from exc
+            raise _ops.translate_error(exc) from exc
 
     def job_cancel(self, params: CancelParams) -> bool:
-        return self._run(_pg_ops.job_cancel(params))
+        return self._run(_ops.job_cancel(params))
 
     def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        return self._run(_pg_ops.job_defer_many(jobs))
+        return self._run(_ops.job_defer_many(jobs))
 
     def job_get(self, job_id: int) -> Job | None:
-        return self._run(_pg_ops.job_get(job_id))
+        return self._run(_ops.job_get(job_id))
 
     def job_list(self, filters: JobFilter) -> list[Job]:
-        return self._run(_pg_ops.job_list(filters))
+        return self._run(_ops.job_list(filters))
 
     def job_retry(self, params: RetryParams) -> bool:
-        return self._run(_pg_ops.job_retry(params))
+        return self._run(_ops.job_retry(params))
 
     def job_stats(
         self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
     ) -> list[GroupStats]:
-        return self._run(_pg_ops.job_stats(group_by, filters))
+        return self._run(_ops.job_stats(group_by, filters))
 
     def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
         """LISTEN on a dedicated connection and re-read the job on each
@@ -163,21 +163,21 @@ class SyncPsycopgConnector:
             with psycopg.connect(
                 self.conninfo, autocommit=True, **self.connect_kwargs
             ) as conn:
-                conn.execute(_pg_ops.Statement("listen").query())
-                waiter_id = run_operation_sync(conn, _pg_ops.job_wait_begin(job_id))
+                conn.execute(_ops.Statement("listen").query())
+                waiter_id = run_operation_sync(conn, _ops.job_wait_begin(job_id))
                 try:
                     return self._wait(conn, job_id, deadline)
                 finally:
-                    run_operation_sync(conn, _pg_ops.job_wait_end(waiter_id))
+                    run_operation_sync(conn, _ops.job_wait_end(waiter_id))
         except psycopg.Error as exc:
-            raise _pg_ops.translate_error(exc) from exc
+            raise _ops.translate_error(exc) from exc
 
     @staticmethod
     def _wait(
         conn: psycopg.Connection[Any], job_id: int, deadline: float | None
     ) -> Job | None:
         while True:
-            job = run_operation_sync(conn, _pg_ops.job_get(job_id))
+            job = run_operation_sync(conn, _ops.job_get(job_id))
             if job is None or job.status.is_final:
                 return job
             remaining = 1.0 if deadline is None else deadline - time.monotonic()
@@ -187,9 +187,9 @@ class SyncPsycopgConnector:
                 pass
 
     def schema_applied_migrations(self) -> list[str] | None:
-        return self._run(_pg_ops.schema_applied_migrations())
+        return self._run(_ops.schema_applied_migrations())
 
     def schema_apply(
         self, schema_sql: str, migrations: Sequence[tuple[str, str]]
     ) -> list[str]:
-        return self._run(_pg_ops.schema_apply(schema_sql, migrations))
+        return self._run(_ops.schema_apply(schema_sql, migrations))

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from ._exceptions import ConnectorException
+from .._exceptions import ConnectorException
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from anyio.abc import TaskStatus
 
-    from ._driver import AsyncConnector
+    from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.heartbeat")
 

@@ -31,18 +31,18 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import attrs
 
-from ._app import App, load_app
-from ._exceptions import (
+from .._app import App, load_app
+from .._exceptions import (
     AlreadyEnqueued,
     ConnectorException,
     LoadFromPathError,
     ProcrastinateException,
     TaskNotFound,
 )
-from ._schema import SchemaManager
+from .._schema import SchemaManager
+from .._version import __version__
+from ..worker._options import WorkerOptions
 from ._shell import Shell
-from ._version import __version__
-from ._worker import WorkerOptions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._driver import JobOutcome, MaintenanceParams, MaintenanceResult
-from ._exceptions import ConnectorException, ProcrastinateException, TaskNotFound
-from ._job import Job, Status
-from ._job_runner import error_from_exception
+from .._exceptions import ConnectorException, ProcrastinateException, TaskNotFound
+from .._job import Job, Status
+from ..connectors._types import JobOutcome, MaintenanceParams, MaintenanceResult
+from ._runner import error_from_exception
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-    from ._app import App
+    from .._app import App
 
 logger = logging.getLogger("procrastinate_anyio.maintenance")
 

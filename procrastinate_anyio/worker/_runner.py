@@ -23,16 +23,16 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from . import _json
-from ._context import AbortSignal, JobContext
-from ._driver import JobOutcome
-from ._exceptions import ProcrastinateException, TaskNotFound
-from ._job import Job, JobError, Status
+from .. import _json
+from .._context import AbortSignal, JobContext
+from .._exceptions import ProcrastinateException, TaskNotFound
+from .._job import Job, JobError, Status
+from ..connectors._types import JobOutcome
 
 if TYPE_CHECKING:
-    from ._app import App
-    from ._retry import BaseRetryStrategy
-    from ._task import Task
+    from .._app import App
+    from .._retry import BaseRetryStrategy
+    from .._task import Task
 
 logger = logging.getLogger("procrastinate_anyio.worker")
 

@@ -1,0 +1,39 @@
+"""The driver seam: what the library needs from a storage backend.
+
+:class:`AsyncConnector` and :class:`SyncConnector` are the protocols; the
+records below are what their operations take and return. The PostgreSQL
+implementations live in :mod:`procrastinate_anyio.connectors.postgres`, the
+in-memory one in :mod:`procrastinate_anyio.testing`.
+"""
+
+from __future__ import annotations
+
+from ._protocols import AsyncConnector as AsyncConnector
+from ._protocols import SyncConnector as SyncConnector
+from ._types import CancelParams as CancelParams
+from ._types import DeleteOldParams as DeleteOldParams
+from ._types import FetchParams as FetchParams
+from ._types import GroupStats as GroupStats
+from ._types import JobFilter as JobFilter
+from ._types import JobOutcome as JobOutcome
+from ._types import MaintenanceParams as MaintenanceParams
+from ._types import MaintenanceResult as MaintenanceResult
+from ._types import Notification as Notification
+from ._types import PeriodicDeferParams as PeriodicDeferParams
+from ._types import RetryParams as RetryParams
+
+__all__ = [
+    "AsyncConnector",
+    "CancelParams",
+    "DeleteOldParams",
+    "FetchParams",
+    "GroupStats",
+    "JobFilter",
+    "JobOutcome",
+    "MaintenanceParams",
+    "MaintenanceResult",
+    "Notification",
+    "PeriodicDeferParams",
+    "RetryParams",
+    "SyncConnector",
+]

@@ -1,0 +1,227 @@
+"""An in-memory connector, for users' unit tests and ours.
+
+:class:`InMemoryConnector` (async) and :class:`InMemorySyncConnector` (its
+sync view) are facades over one :class:`~._store.InMemoryStore`. One
+deliberate difference from PostgreSQL: it works without being opened first.
+Every async method first yields to the event loop
+(``anyio.lowlevel.checkpoint()``) so it honours cancellation like real I/O
+(the shape of trio's ``MemoryListener`` and httpx's ``MockTransport``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+import anyio.lowlevel
+
+from ._store import InMemoryStore, _utcnow
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable, Sequence
+
+    from anyio.abc import TaskStatus
+
+    from .._job import Job, JobToDefer
+    from ..connectors._types import (
+        CancelParams,
+        DeleteOldParams,
+        FetchParams,
+        GroupStats,
+        JobFilter,
+        JobOutcome,
+        MaintenanceParams,
+        MaintenanceResult,
+        Notification,
+        PeriodicDeferParams,
+        RetryParams,
+    )
+
+
+class InMemorySyncConnector:
+    """The sync view of an :class:`InMemoryConnector` (same jobs)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def open(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+
+    def job_cancel(self, params: CancelParams) -> bool:
+        return self.store.job_cancel(params)
+
+    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        return self.store.job_defer_many(jobs)
+
+    def job_get(self, job_id: int) -> Job | None:
+        return self.store.job_get(job_id)
+
+    def job_list(self, filters: JobFilter) -> list[Job]:
+        return self.store.job_list(filters)
+
+    def job_retry(self, params: RetryParams) -> bool:
+        return self.store.job_retry(params)
+
+    def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        return self.store.job_stats(group_by, filters)
+
+    def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
+        return self.store.job_wait_finished(job_id, timeout)
+
+    def schema_applied_migrations(self) -> list[str] | None:
+        return self.store.schema_applied_migrations()
+
+    def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        return self.store.schema_apply(schema_sql, migrations)
+
+
+class InMemoryConnector:
+    """Keeps jobs in memory: for tests, no database needed.
+
+    Args:
+        clock: returns the current aware datetime; inject one to control
+            scheduling in tests.
+
+    Attributes:
+        store: the jobs and workers, to inspect in tests (``store.rows``).
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime.datetime] = _utcnow) -> None:
+        self.store = InMemoryStore(clock)
+        self._open = False
+
+    def __repr__(self) -> str:
+        return f"InMemoryConnector(jobs={len(self.store.rows)})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open_async(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._open = True
+
+    async def close_async(self) -> None:
+        self._open = False
+
+    def get_sync_connector(self) -> InMemorySyncConnector:
+        return InMemorySyncConnector(self.store)
+
+    def reset(self) -> None:
+        """Forget every job and worker."""
+        self.store.reset()
+
+    async def job_cancel(self, params: CancelParams) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_cancel(params)
+
+    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_defer_many(jobs)
+
+    async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_abort_requested_many(job_ids)
+
+    async def job_fetch_many(self, params: FetchParams) -> list[Job]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_fetch_many(params)
+
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.job_finish_many(outcomes)
+
+    async def job_delete_old(self, params: DeleteOldParams) -> int:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_delete_old(params)
+
+    async def job_get(self, job_id: int) -> Job | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_get(job_id)
+
+    async def job_list(self, filters: JobFilter) -> list[Job]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_list(filters)
+
+    async def job_next_scheduled_at(
+        self, queues: Sequence[str] | None
+    ) -> datetime.datetime | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_next_scheduled_at(queues)
+
+    async def job_wait_begin(self, job_id: int) -> int:
+        # The in-memory store notifies every finish: nothing to register.
+        await anyio.lowlevel.checkpoint()
+        return 0
+
+    async def job_wait_end(self, waiter_id: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def job_retry(self, params: RetryParams) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_retry(params)
+
+    async def job_stats(
+        self, group_by: Literal["queue", "task", "lock"], filters: JobFilter
+    ) -> list[GroupStats]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_stats(group_by, filters)
+
+    async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        await anyio.lowlevel.checkpoint()
+        return self.store.maintenance_run(params)
+
+    async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.periodic_defer(params)
+
+    async def listen(
+        self,
+        on_notification: Callable[[Notification], object],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.listeners.append(on_notification)
+        try:
+            task_status.started()
+            await anyio.sleep_forever()
+        finally:
+            self.store.listeners.remove(on_notification)
+
+    async def schema_applied_migrations(self) -> list[str] | None:
+        await anyio.lowlevel.checkpoint()
+        return self.store.schema_applied_migrations()
+
+    async def schema_apply(
+        self, schema_sql: str, migrations: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.schema_apply(schema_sql, migrations)
+
+    async def worker_heartbeat(self, worker_id: int) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.worker_heartbeat(worker_id)
+
+    async def worker_register(
+        self, name: str, queues: Sequence[str] | None, worker_id: int | None = None
+    ) -> int:
+        await anyio.lowlevel.checkpoint()
+        return self.store.worker_register(name, queues, worker_id)
+
+    async def worker_unregister(self, worker_id: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.store.worker_unregister(worker_id)

@@ -1,0 +1,140 @@
+"""The periodic deferrer: defers the due ticks of the periodic tasks, exactly
+once per tick across workers (see :mod:`.._periodic` for the tick rules)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import attrs
+
+from .._exceptions import AlreadyEnqueued, ConnectorException
+from .._periodic import DEFAULT_MAX_DELAY_SECONDS, next_tick, ticks_between
+from ..connectors._types import PeriodicDeferParams
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from anyio.abc import TaskStatus
+
+    from .._app import App
+    from .._periodic import PeriodicTask
+
+logger = logging.getLogger("procrastinate_anyio.periodic")
+
+MAX_SLEEP_SECONDS: Final = 60.0
+
+
+@attrs.frozen
+class PeriodicResult:
+    """One pass: the ticks deferred now, and those another worker had done."""
+
+    deferred: list[tuple[str, int, int]]
+    already_done: int
+
+
+class PeriodicDeferrer:
+    """Defers the due ticks of an app's periodic tasks.
+
+    Args:
+        app: the app whose ``periodic_tasks`` to defer.
+        max_delay: ticks older than this many seconds are not caught up.
+        clock: the current time in seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        max_delay: float = DEFAULT_MAX_DELAY_SECONDS,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not max_delay > 0:
+            raise ValueError(
+                f"max_delay must be a positive number of seconds, not {max_delay!r}"
+            )
+        self._app = app
+        self._max_delay = max_delay
+        self._clock = clock or time.time
+        self._last_seen: dict[tuple[str, str], float] = {}
+
+    async def run(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        if not self._app.periodic_tasks:
+            return
+        while True:
+            now = self._clock()
+            await self.run_once(now)
+            wake = min(next_tick(p.cron, now) for p in self._app.periodic_tasks)
+            await anyio.sleep(min(max(wake - self._clock(), 0.0), MAX_SLEEP_SECONDS))
+
+    async def run_once(self, now: float) -> PeriodicResult:
+        """Defer every tick due at ``now`` that was not deferred yet."""
+        deferred: list[tuple[str, int, int]] = []
+        already_done = 0
+        for periodic in self._app.periodic_tasks:
+            oldest = now - self._max_delay
+            after = max(self._last_seen.get(periodic.key, oldest), oldest)
+            try:
+                for tick in ticks_between(periodic.cron, after, now):
+                    job_id = await self._defer_tick(periodic, tick)
+                    if job_id is None:
+                        already_done += 1
+                    else:
+                        deferred.append((periodic.task.name, tick, job_id))
+                    after = tick
+            except ConnectorException as exc:
+                # Not marked seen: the next pass tries these ticks again.
+                logger.warning(
+                    "Could not defer periodic job %s: %s",
+                    periodic.task.name,
+                    exc,
+                    extra={
+                        "action": "periodic_defer_error",
+                        "task_name": periodic.task.name,
+                    },
+                )
+                self._last_seen[periodic.key] = after
+                continue
+            self._last_seen[periodic.key] = now
+        return PeriodicResult(deferred=deferred, already_done=already_done)
+
+    async def _defer_tick(self, periodic: PeriodicTask, tick: int) -> int | None:
+        deferrer = periodic.task.configure(**periodic.configure_kwargs)
+        job = deferrer.template.make_job(
+            {"timestamp": tick}, datetime.datetime.now(datetime.timezone.utc)
+        )
+        extra = {
+            "task_name": periodic.task.name,
+            "periodic_id": periodic.periodic_id,
+            "tick": tick,
+        }
+        try:
+            job_id = await self._app.connector.periodic_defer(
+                PeriodicDeferParams(
+                    job=job,
+                    periodic_id=periodic.periodic_id,
+                    defer_timestamp=tick,
+                    keep_after=tick - int(self._max_delay) - 1,
+                )
+            )
+        except AlreadyEnqueued:
+            logger.info(
+                "Periodic job %s not deferred: its queueing lock is taken",
+                periodic.task.name,
+                extra={"action": "periodic_already_enqueued", **extra},
+            )
+            return None
+        if job_id is not None:
+            logger.info(
+                "Deferred periodic job %s for tick %s",
+                periodic.task.name,
+                tick,
+                extra={"action": "periodic_deferred", "job_id": job_id, **extra},
+            )
+        return job_id
