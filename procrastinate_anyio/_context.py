@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._task import TaskRegistry
+
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Mapping, Sequence
 
-    from ._app import App
+    from ._deferrer import JobDeferrer
     from ._job import Job
+    from ._job_manager import JobManager
+    from ._periodic import PeriodicTask
+    from .connectors._protocols import AsyncConnector
+
+
+class StopReason(str, enum.Enum):
+    """Why a running job must stop."""
+
+    ABORT = "abort"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+
+
+class AppLike(TaskRegistry, Protocol):
+    """What a job (``JobContext.app``) and the worker use of the
+    :class:`~procrastinate_anyio.App` that runs them. A protocol, so that the
+    worker does not depend on the App module (which depends on the worker)."""
+
+    @property
+    def connector(self) -> AsyncConnector: ...
+
+    @property
+    def job_manager(self) -> JobManager: ...
+
+    @property
+    def periodic_tasks(self) -> Sequence[PeriodicTask]: ...
+
+    @property
+    def periodic_defaults(self) -> Mapping[str, Any]: ...
+
+    def configure_task(
+        self,
+        name: str,
+        *,
+        allow_unknown: bool = True,
+        lock: str | None = ...,
+        queueing_lock: str | None = ...,
+        task_kwargs: Mapping[str, Any] | None = None,
+        schedule_at: datetime.datetime | None = None,
+        schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        connection: Any = None,
+    ) -> JobDeferrer:
+        """Defer a job by task name (see :meth:`App.configure_task`)."""
+        ...
 
 
 class AbortSignal:
@@ -24,9 +74,9 @@ class AbortSignal:
 
     def __init__(self, deadline_monotonic: float | None = None) -> None:
         self._deadline = deadline_monotonic
-        self.reason: str | None = None
+        self.reason: StopReason | None = None
 
-    def set(self, reason: str) -> None:
+    def set(self, reason: StopReason) -> None:
         if self.reason is None:
             self.reason = reason
 
@@ -34,7 +84,7 @@ class AbortSignal:
         if self.reason is not None:
             return True
         if self._deadline is not None and time.monotonic() >= self._deadline:
-            self.set("timeout")
+            self.set(StopReason.TIMEOUT)
             return True
         return False
 
@@ -52,7 +102,7 @@ class JobContext:
         additional_context: the worker's ``additional_context`` option.
     """
 
-    app: App
+    app: AppLike
     worker_name: str
     worker_queues: Sequence[str] | None
     job: Job

@@ -16,36 +16,12 @@ import attrs
 from . import _json
 from ._exceptions import InvalidJobArguments
 from ._job import JobToDefer
+from ._validation import check_name, check_priority
 
 if TYPE_CHECKING:
     from ._job_manager import JobManager
 
-MAX_NAME_LENGTH = 255
-"""Longest queue or task name (the columns' CHECK constraints)."""
-
 _UNSET: Any = object()
-
-
-def check_name(kind: str, value: object) -> str:
-    """Validate a queue or task name: a non-empty string of at most 255 characters."""
-    if not isinstance(value, str):
-        raise TypeError(f"{kind} must be a string, not {value!r}")
-    if not value or len(value) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"{kind} must be 1 to {MAX_NAME_LENGTH} characters long, "
-            f"not {len(value)}: {value[:40]!r}"
-        )
-    if "\x00" in value:
-        raise ValueError(f"{kind} cannot hold the NUL character: {value[:40]!r}")
-    return value
-
-
-def check_priority(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"priority must be an int, not {value!r}")
-    if not -(2**31) <= value < 2**31:
-        raise ValueError(f"priority must fit in 32 bits, not {value}")
-    return value
 
 
 def _check_optional_str(kind: str, value: object) -> str | None:

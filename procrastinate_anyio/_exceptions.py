@@ -72,3 +72,13 @@ class SchemaError(ProcrastinateException):
 
 class LoadFromPathError(ProcrastinateException, ImportError):
     """A dotted path (``module.attribute``) could not be imported."""
+
+
+class StalledJob(ProcrastinateException):
+    """The worker running the job stopped heartbeating: shown to retry
+    strategies when the job of a dead worker is brought back."""
+
+
+class JobInterrupted(ProcrastinateException):
+    """The worker stopped while the job was running: shown to retry
+    strategies when a shutdown cancels a job."""

@@ -32,9 +32,6 @@ class Status(str, enum.Enum):
         return self not in (Status.TODO, Status.DOING)
 
 
-FINAL_STATUSES: frozenset[Status] = frozenset(s for s in Status if s.is_final)
-
-
 @attrs.frozen
 class JobError:
     """Why a job failed: the exception's type, message and formatted traceback."""

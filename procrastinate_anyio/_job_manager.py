@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
 from ._job import Job, JobToDefer, Status
+from ._validation import check_name, check_priority
 from .connectors._types import (
     CancelParams,
     DeleteOldParams,
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from .connectors._protocols import AsyncConnector, SyncConnector
-    from .connectors.postgres._ops import Operation
-
-T = TypeVar("T")
 
 logger = logging.getLogger("procrastinate_anyio.job_manager")
 
@@ -73,32 +71,26 @@ class JobManager:
         """Write jobs, all or none; returns their ids in order.
 
         Args:
-            connection: a psycopg async connection of the caller's (ours from
-                ``PsycopgConnector``, or psycopg's own ``AsyncConnection`` on
-                asyncio): the jobs are written in its current transaction, so
-                they exist if and only if it commits (workers hear of them at
-                commit). None: the connector's own connection.
+            connection: a connection of the caller's, for the connector to
+                write on (for PostgreSQL, a psycopg async connection: ours,
+                :class:`~procrastinate_anyio.connectors.postgres.AnyioConnection`,
+                or psycopg's own ``AsyncConnection`` on asyncio): the jobs are
+                written in its current transaction, so they exist if and only
+                if it commits (workers hear of them at commit). None: the
+                connector's own connection.
         """
-        if connection is None:
-            return await self.connector.job_defer_many(jobs)
-        from .connectors.postgres import _ops as _pg_ops
-        from .connectors.postgres._async import run_operation_async
-
-        op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
-        return await run_operation_async(connection, op)
+        return await self.connector.job_defer_many(jobs, connection=connection)
 
     def defer_jobs(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None
     ) -> list[int]:
         """The sync twin of :meth:`defer_jobs_async`; ``connection`` is a sync
-        ``psycopg.Connection`` (Django's ``connection.connection``, for one)."""
+        ``psycopg.Connection`` (Django's ``connection.connection``, for one),
+        and needs no ``app.open()``."""
         if connection is None:
             return self.sync_connector.job_defer_many(jobs)
-        from .connectors.postgres import _ops as _pg_ops
-        from .connectors.postgres._sync import run_operation_sync
-
-        op = _in_callers_transaction(connection, _pg_ops.job_defer_many(jobs))
-        return run_operation_sync(connection, op)
+        connector = self._sync_slot.connector or self.connector.get_sync_connector()
+        return connector.job_defer_many(jobs, connection=connection)
 
     async def get_job_async(self, job_id: int) -> Job | None:
         """One job by id, or None."""
@@ -376,37 +368,6 @@ class JobManager:
         return job
 
 
-def _in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
-    """``op``, to run on a caller's own connection, in the caller's transaction.
-
-    On a connection that is not in autocommit mode and has not started its
-    transaction yet, psycopg's ``transaction()`` (what the runner does for an
-    operation's ``BEGIN``) opens a transaction and COMMITS it at exit: the
-    jobs would stay even if the caller then rolled back. There, the first
-    statement opens the caller's transaction anyway, so ``BEGIN`` is dropped.
-    """
-    from psycopg import pq
-
-    from .connectors.postgres import _ops as _pg_ops
-
-    if connection.autocommit or (
-        connection.info.transaction_status != pq.TransactionStatus.IDLE
-    ):
-        return op
-
-    def without_begin() -> Operation[T]:
-        try:
-            statement = next(op)
-            while True:
-                rows = [] if statement is _pg_ops.BEGIN else (yield statement)
-                statement = op.send(rows)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-
-    return without_begin()
-
-
 def _retry_params(
     job_id: int,
     retry_at: datetime.datetime | None,
@@ -414,8 +375,6 @@ def _retry_params(
     queue: str | None,
     lock: str | None,
 ) -> RetryParams:
-    from ._deferrer import check_name, check_priority
-
     if retry_at is not None and retry_at.utcoffset() is None:
         raise ValueError("retry_at must be timezone-aware")
     if priority is not None:

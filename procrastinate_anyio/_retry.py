@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
+from ._job import Status
+from .connectors._types import JobOutcome
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._job import Job
+    from ._job import Job, JobError
 
 
 @attrs.frozen(kw_only=True)
@@ -156,3 +159,36 @@ def get_retry_strategy(retry: RetryValue) -> BaseRetryStrategy | None:
             raise ValueError(f"retry must be at least 0, not {retry}")
         return RetryStrategy(max_attempts=retry + 1) if retry else None
     return retry
+
+
+def retry_outcome(
+    job: Job,
+    exception: BaseException,
+    strategy: BaseRetryStrategy | None,
+    now: datetime.datetime,
+    *,
+    otherwise: Status,
+    error: JobError,
+) -> JobOutcome:
+    """Where a job goes after an attempt that ended with ``exception``: back
+    to ``todo`` when the retry strategy says so (at its time, with its
+    priority, queue and lock), else to ``otherwise``. Shared by the job
+    runner (a task that raised, a shutdown) and the rescuer (a dead worker's
+    job)."""
+    decision = (
+        None
+        if strategy is None
+        else strategy.get_retry_decision(exception=exception, job=job)
+    )
+    if decision is None:
+        return JobOutcome(job_id=job.id, status=otherwise, error=error, lock=job.lock)
+    return JobOutcome(
+        job_id=job.id,
+        status=Status.TODO,
+        error=error,
+        lock=job.lock,
+        retry_at=decision.scheduled_at(now),
+        retry_priority=decision.priority,
+        retry_queue=decision.queue,
+        retry_lock=decision.lock,
+    )

@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import datetime
 import inspect
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from typing_extensions import ParamSpec
 
-from ._deferrer import _UNSET, JobDeferrer, JobTemplate, check_name, signature_checker
+from ._deferrer import _UNSET, JobDeferrer, JobTemplate, signature_checker
 from ._retry import BaseRetryStrategy, RetryValue, get_retry_strategy
+from ._validation import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from ._blueprint import Blueprint
+    from ._job_manager import JobManager
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
+
+
+class TaskOwner(Protocol):
+    """What a task uses of the blueprint (or app) it was declared on."""
+
+    @property
+    def job_manager(self) -> JobManager: ...
+
+
+class TaskRegistry(Protocol):
+    """Finds the task of a job (by name or alias): what the worker needs of
+    an app."""
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        """Raises TaskNotFound when no task has this name or alias."""
+        ...
 
 
 class Task(Generic[P, R]):
@@ -33,7 +50,7 @@ class Task(Generic[P, R]):
         self,
         func: Callable[P, R],
         *,
-        blueprint: Blueprint,
+        blueprint: TaskOwner,
         name: str | None = None,
         aliases: list[str] | None = None,
         queue: str = DEFAULT_QUEUE,

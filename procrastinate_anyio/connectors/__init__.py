@@ -21,6 +21,7 @@ from ._types import MaintenanceResult as MaintenanceResult
 from ._types import Notification as Notification
 from ._types import PeriodicDeferParams as PeriodicDeferParams
 from ._types import RetryParams as RetryParams
+from ._types import StalledJobs as StalledJobs
 
 __all__ = [
     "AsyncConnector",
@@ -35,5 +36,6 @@ __all__ = [
     "Notification",
     "PeriodicDeferParams",
     "RetryParams",
+    "StalledJobs",
     "SyncConnector",
 ]

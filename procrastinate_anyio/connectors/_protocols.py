@@ -16,7 +16,7 @@ object. The shape follows River's ``riverdriver`` interface.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Notification,
         PeriodicDeferParams,
         RetryParams,
+        StalledJobs,
     )
 
 
@@ -81,8 +82,14 @@ class AsyncConnector(Protocol):
         """Delete old finished jobs; returns how many."""
         ...
 
-    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+    async def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
         """Write new jobs, all or none, and wake up listening workers.
+
+        With ``connection`` (a connection of the caller's, of the kind the
+        connector speaks), the jobs are written in its current transaction:
+        they exist if and only if it commits (transactional defer).
 
         Returns:
             the ids of the new jobs, in the order of ``jobs``.
@@ -113,6 +120,14 @@ class AsyncConnector(Protocol):
 
     async def job_list(self, filters: JobFilter) -> list[Job]:
         """Jobs matching ``filters``, by id."""
+        ...
+
+    async def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
+        """The ``doing`` jobs whose worker has not heartbeaten for
+        ``stalled_worker_timeout`` seconds (or whose worker row is gone),
+        unless another worker is looking for them at the same time (one at
+        a time across workers). Data only: the caller decides where they
+        go, and finishes them guarded by the dead worker's id."""
         ...
 
     async def job_next_scheduled_at(
@@ -164,9 +179,8 @@ class AsyncConnector(Protocol):
         ...
 
     async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
-        """If no other worker is doing it: recover the jobs of dead workers,
-        delete dead workers' rows, let due scheduled jobs take their free
-        lock."""
+        """If no other worker is doing it: delete dead workers' rows and
+        vanished waiters, let due scheduled jobs take their free lock."""
         ...
 
     async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
@@ -221,7 +235,9 @@ class SyncConnector(Protocol):
 
     def job_cancel(self, params: CancelParams) -> bool: ...
 
-    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]: ...
+    def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]: ...
 
     def job_get(self, job_id: int) -> Job | None: ...
 

@@ -11,7 +11,7 @@ from .._job import Status
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from .._job import Job, JobError, JobToDefer
     from .._json import JSONValue
@@ -165,10 +165,9 @@ class PeriodicDeferParams:
 @attrs.frozen(kw_only=True)
 class MaintenanceParams:
     """One maintenance pass: workers silent for ``stalled_worker_timeout``
-    seconds are dead; ``decide`` says where each of their doing jobs goes."""
+    seconds are dead."""
 
     stalled_worker_timeout: float
-    decide: Callable[[Job], JobOutcome]
 
 
 @attrs.frozen(kw_only=True)
@@ -177,6 +176,14 @@ class MaintenanceResult:
     maintenance lock, nothing was done."""
 
     leader: bool
-    recovered: tuple[JobOutcome, ...] = ()
     pruned_workers: int = 0
     promoted_locks: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class StalledJobs:
+    """The ``doing`` jobs of dead workers; ``leader`` False: another worker
+    is looking for them now (and ``jobs`` is empty)."""
+
+    leader: bool
+    jobs: tuple[Job, ...] = ()

@@ -10,7 +10,7 @@ Every async method first yields to the event loop
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         Notification,
         PeriodicDeferParams,
         RetryParams,
+        StalledJobs,
     )
 
 
@@ -59,7 +60,10 @@ class InMemorySyncConnector:
     def job_cancel(self, params: CancelParams) -> bool:
         return self.store.job_cancel(params)
 
-    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+    def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        """``connection`` is accepted and ignored (no transaction to join)."""
         return self.store.job_defer_many(jobs)
 
     def job_get(self, job_id: int) -> Job | None:
@@ -128,7 +132,11 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.job_cancel(params)
 
-    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
+    async def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        """``connection`` is accepted and ignored: memory has no transaction
+        to join, the jobs are written at once."""
         await anyio.lowlevel.checkpoint()
         return self.store.job_defer_many(jobs)
 
@@ -179,6 +187,10 @@ class InMemoryConnector:
     ) -> list[GroupStats]:
         await anyio.lowlevel.checkpoint()
         return self.store.job_stats(group_by, filters)
+
+    async def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_list_stalled(stalled_worker_timeout)
 
     async def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
         await anyio.lowlevel.checkpoint()

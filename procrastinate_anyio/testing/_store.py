@@ -28,6 +28,7 @@ from ..connectors._types import (
     Notification,
     PeriodicDeferParams,
     RetryParams,
+    StalledJobs,
     without_queueing_lock_conflicts,
 )
 
@@ -449,26 +450,27 @@ class InMemoryStore:
             del self.periodic_ticks[old]
         return job_id
 
-    def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
-        now = self.clock()
-        limit = now - datetime.timedelta(seconds=params.stalled_worker_timeout)
+    def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
+        limit = self.clock() - datetime.timedelta(seconds=stalled_worker_timeout)
         alive = {w.id for w in self.workers.values() if w.last_heartbeat > limit}
-        stalled = [
-            row.job
-            for _, row in sorted(self.rows.items())
-            if row.job.status is Status.DOING and row.job.worker_id not in alive
-        ]
-        recovered = tuple(params.decide(job) for job in stalled)
-        self.job_finish_many(recovered)
+        return StalledJobs(
+            leader=True,
+            jobs=tuple(
+                row.job
+                for _, row in sorted(self.rows.items())
+                if row.job.status is Status.DOING and row.job.worker_id not in alive
+            ),
+        )
+
+    def maintenance_run(self, params: MaintenanceParams) -> MaintenanceResult:
+        limit = self.clock() - datetime.timedelta(seconds=params.stalled_worker_timeout)
         dead = [w.id for w in self.workers.values() if w.last_heartbeat < limit]
         for worker_id in dead:
             del self.workers[worker_id]
-        promoted = self._promote_due_locks()
         return MaintenanceResult(
             leader=True,
-            recovered=recovered,
             pruned_workers=len(dead),
-            promoted_locks=promoted,
+            promoted_locks=self._promote_due_locks(),
         )
 
     def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:

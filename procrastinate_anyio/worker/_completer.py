@@ -11,26 +11,29 @@ runs. (Batched completion is what graphile-worker and River do to go fast.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import attrs
 
+from .._backoff import Backoff
 from .._exceptions import ConnectorException
 from .._job import JobError, Status
 from ..connectors._types import JobOutcome
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from anyio.abc import TaskStatus
-    from anyio.streams.memory import MemoryObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.completer")
 
+RETRY_BACKOFF_START_SECONDS: Final = 0.05
 RETRY_BACKOFF_MAX_SECONDS: Final = 5.0
 ISOLATE_AFTER_ATTEMPTS: Final = 3
 
@@ -43,6 +46,20 @@ class FlushResult:
     attempts: int
 
 
+@attrs.frozen(kw_only=True)
+class CompleterStatistics:
+    """A snapshot of a :class:`Completer`: outcomes waiting in the stream, and
+    outcomes gathered or being written."""
+
+    buffered: int
+    pending: int
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be written."""
+        return not self.buffered and not self.pending
+
+
 class Completer:
     """Writes outcomes received on ``receive`` in batches.
 
@@ -51,7 +68,8 @@ class Completer:
         receive: the outcomes; the completer owns (and closes) it.
         batch_size: most outcomes per statement.
         flush_interval: how long to gather outcomes after the first one.
-        on_written: called with each batch once it is written.
+        written: each batch is sent there once it is written (the completer
+            owns and closes it); it should not block (an unbounded stream).
     """
 
     def __init__(
@@ -61,14 +79,21 @@ class Completer:
         *,
         batch_size: int,
         flush_interval: float,
-        on_written: Callable[[Sequence[JobOutcome]], object] = lambda batch: None,
+        written: MemoryObjectSendStream[Sequence[JobOutcome]] | None = None,
     ) -> None:
         self._connector = connector
         self._receive = receive
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self._on_written = on_written
+        self._written = written
         self.pending: list[JobOutcome] = []
+
+    def statistics(self) -> CompleterStatistics:
+        stream = self._receive.statistics()
+        return CompleterStatistics(
+            buffered=stream.current_buffer_used + stream.tasks_waiting_send,
+            pending=len(self.pending),
+        )
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -79,11 +104,15 @@ class Completer:
         jobs stay ``doing`` until stalled-job recovery brings them back).
         """
         task_status.started()
-        async with self._receive:
-            while await self._gather():
-                await self.flush()
-            if self.pending:
-                await self.flush()
+        try:
+            async with self._receive:
+                while await self._gather():
+                    await self.flush()
+                if self.pending:
+                    await self.flush()
+        finally:
+            if self._written is not None:
+                self._written.close()
 
     async def _gather(self) -> bool:
         """Fill ``pending``; False once the stream is over and nothing is pending."""
@@ -131,7 +160,9 @@ class Completer:
                 if await self._write([outcome]) is None:
                     await self._write_as_failure(outcome)
         self.pending = []
-        self._on_written(batch)
+        if self._written is not None:
+            with contextlib.suppress(anyio.BrokenResourceError):  # nobody listens
+                self._written.send_nowait(batch)
         logger.debug(
             "Wrote %d job outcome(s)",
             len(batch),
@@ -143,7 +174,7 @@ class Completer:
         """Write ``batch``; the number of attempts it took, or None once the
         database refused it ``ISOLATE_AFTER_ATTEMPTS`` times. Connection
         failures are retried without limit."""
-        backoff = 0.05
+        backoff = Backoff(RETRY_BACKOFF_START_SECONDS, RETRY_BACKOFF_MAX_SECONDS)
         attempts = refused = 0
         while True:
             attempts += 1
@@ -163,8 +194,7 @@ class Completer:
                 refused += not exc.transient
                 if refused >= ISOLATE_AFTER_ATTEMPTS:
                     return None
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, RETRY_BACKOFF_MAX_SECONDS)
+                await backoff.sleep()
                 continue
             return attempts
 

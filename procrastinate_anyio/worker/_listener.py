@@ -1,6 +1,12 @@
 """The listener: LISTEN/NOTIFY on its own connection, reconnecting with
 backoff. Notifications are a latency hint; the fetcher's polling is what keeps
-the worker correct while the listener is down."""
+the worker correct while the listener is down.
+
+What it hears goes to a memory stream, which the worker routes (new jobs wake
+the fetcher, abort requests stop running jobs). Each time listening (re)starts,
+it sends a ``defer`` notification for every queue: jobs deferred while it was
+not listening were not heard.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,23 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.abc import TaskStatus
 
+from .._backoff import Backoff
 from .._exceptions import ConnectorException
+from ..connectors._types import Notification
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from anyio.streams.memory import MemoryObjectSendStream
+
     from ..connectors._protocols import AsyncConnector
-    from ..connectors._types import Notification
 
 logger = logging.getLogger("procrastinate_anyio.listener")
 
 RECONNECT_BACKOFF_START_SECONDS: Final = 0.1
 RECONNECT_BACKOFF_MAX_SECONDS: Final = 10.0
+MISSED_JOBS: Final = Notification(kind="defer")
+"""Sent when listening (re)starts: jobs of any queue may have been missed."""
 
 
 class _OnStarted(TaskStatus[None]):
@@ -37,64 +48,74 @@ class _OnStarted(TaskStatus[None]):
 
 
 class Listener:
-    """Keeps a LISTEN going and hands notifications to ``on_notification``.
+    """Keeps a LISTEN going and sends what it hears to ``notifications``.
 
     Args:
         connector: the connector to listen on.
-        on_notification: called for each notification.
-        on_listening: called each time listening (re)starts: the worker
-            fetches then, since notifications may have been missed.
+        notifications: where notifications go. A full stream drops them
+            (logged): polling delivers the same news later.
     """
 
     def __init__(
         self,
         connector: AsyncConnector,
-        on_notification: Callable[[Notification], object],
-        *,
-        on_listening: Callable[[], object] = lambda: None,
+        notifications: MemoryObjectSendStream[Notification],
     ) -> None:
         self._connector = connector
-        self._on_notification = on_notification
-        self._on_listening = on_listening
+        self._notifications = notifications
         self.connected = False
         self.reconnections = 0
+
+    def _send(self, notification: Notification) -> None:
+        try:
+            self._notifications.send_nowait(notification)
+        except anyio.WouldBlock:
+            logger.debug(
+                "Notification dropped: the worker is behind",
+                extra={"action": "listener_notification_dropped"},
+            )
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Listen forever. Signals started after the first attempt, listening
         or not (polling covers the gap); only cancellation ends it."""
-        backoff = RECONNECT_BACKOFF_START_SECONDS
+        backoff = Backoff(
+            RECONNECT_BACKOFF_START_SECONDS, RECONNECT_BACKOFF_MAX_SECONDS
+        )
         started = False
 
         def listening() -> None:
-            nonlocal backoff, started
-            backoff = RECONNECT_BACKOFF_START_SECONDS
+            nonlocal started
+            backoff.reset()
             self.connected = True
             logger.info(
                 "Listening for notifications", extra={"action": "listener_listening"}
             )
-            self._on_listening()
+            self._send(MISSED_JOBS)
             if not started:
                 started = True
                 task_status.started()
 
-        while True:
-            try:
-                await self._connector.listen(
-                    self._on_notification, task_status=_OnStarted(listening)
-                )
-            except ConnectorException as exc:
-                logger.warning(
-                    "Listener connection lost, reconnecting in %.1f s: %s",
-                    backoff,
-                    exc,
-                    extra={"action": "listener_reconnect", "backoff": backoff},
-                )
-            self.connected = False
-            if not started:
-                started = True
-                task_status.started()
-            self.reconnections += 1
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_SECONDS)
+        with self._notifications:
+            while True:
+                try:
+                    await self._connector.listen(
+                        self._send, task_status=_OnStarted(listening)
+                    )
+                except ConnectorException as exc:
+                    logger.warning(
+                        "Listener connection lost, reconnecting in %.1f s: %s",
+                        backoff.delay,
+                        exc,
+                        extra={
+                            "action": "listener_reconnect",
+                            "backoff": backoff.delay,
+                        },
+                    )
+                self.connected = False
+                if not started:
+                    started = True
+                    task_status.started()
+                self.reconnections += 1
+                await backoff.sleep()

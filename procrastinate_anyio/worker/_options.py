@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._deferrer import check_name
+from .._validation import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -3,25 +3,25 @@ once per tick across workers (see :mod:`.._periodic` for the tick rules)."""
 
 from __future__ import annotations
 
-import datetime
 import logging
-import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
 import attrs
 
+from .._clock import SYSTEM_CLOCK
 from .._exceptions import AlreadyEnqueued, ConnectorException
 from .._periodic import DEFAULT_MAX_DELAY_SECONDS, next_tick, ticks_between
 from ..connectors._types import PeriodicDeferParams
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Sequence
 
     from anyio.abc import TaskStatus
 
-    from .._app import App
+    from .._clock import Clock
     from .._periodic import PeriodicTask
+    from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.periodic")
 
@@ -37,47 +37,51 @@ class PeriodicResult:
 
 
 class PeriodicDeferrer:
-    """Defers the due ticks of an app's periodic tasks.
+    """Defers the due ticks of periodic tasks.
 
     Args:
-        app: the app whose ``periodic_tasks`` to defer.
+        connector: where the jobs are deferred.
+        periodic_tasks: the tasks and their schedules.
         max_delay: ticks older than this many seconds are not caught up.
-        clock: the current time in seconds since the epoch.
+        clock: the time of day.
     """
 
     def __init__(
         self,
-        app: App,
+        connector: AsyncConnector,
+        periodic_tasks: Sequence[PeriodicTask],
         *,
         max_delay: float = DEFAULT_MAX_DELAY_SECONDS,
-        clock: Callable[[], float] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not max_delay > 0:
             raise ValueError(
                 f"max_delay must be a positive number of seconds, not {max_delay!r}"
             )
-        self._app = app
+        self._connector = connector
+        self._periodic_tasks = periodic_tasks
         self._max_delay = max_delay
-        self._clock = clock or time.time
+        self._clock = clock
         self._last_seen: dict[tuple[str, str], float] = {}
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        if not self._app.periodic_tasks:
+        if not self._periodic_tasks:
             return
         while True:
-            now = self._clock()
+            now = self._clock.now().timestamp()
             await self.run_once(now)
-            wake = min(next_tick(p.cron, now) for p in self._app.periodic_tasks)
-            await anyio.sleep(min(max(wake - self._clock(), 0.0), MAX_SLEEP_SECONDS))
+            wake = min(next_tick(p.cron, now) for p in self._periodic_tasks)
+            delay = wake - self._clock.now().timestamp()
+            await anyio.sleep(min(max(delay, 0.0), MAX_SLEEP_SECONDS))
 
     async def run_once(self, now: float) -> PeriodicResult:
         """Defer every tick due at ``now`` that was not deferred yet."""
         deferred: list[tuple[str, int, int]] = []
         already_done = 0
-        for periodic in self._app.periodic_tasks:
+        for periodic in self._periodic_tasks:
             oldest = now - self._max_delay
             after = max(self._last_seen.get(periodic.key, oldest), oldest)
             try:
@@ -106,16 +110,14 @@ class PeriodicDeferrer:
 
     async def _defer_tick(self, periodic: PeriodicTask, tick: int) -> int | None:
         deferrer = periodic.task.configure(**periodic.configure_kwargs)
-        job = deferrer.template.make_job(
-            {"timestamp": tick}, datetime.datetime.now(datetime.timezone.utc)
-        )
+        job = deferrer.template.make_job({"timestamp": tick}, self._clock.now())
         extra = {
             "task_name": periodic.task.name,
             "periodic_id": periodic.periodic_id,
             "tick": tick,
         }
         try:
-            job_id = await self._app.connector.periodic_defer(
+            job_id = await self._connector.periodic_defer(
                 PeriodicDeferParams(
                     job=job,
                     periodic_id=periodic.periodic_id,

@@ -1,84 +1,110 @@
-"""Maintenance: bring back the jobs of dead workers, prune dead workers, and
-let due scheduled jobs take their lock.
+"""The rescuer: brings back the jobs of dead workers, then runs the database's
+housekeeping (prune dead workers, let due scheduled jobs take their lock).
 
-Every worker runs this service, but each pass starts by trying a
-transaction-level advisory lock: only one worker does the work at a time, the
-others skip the pass (River's leader election, reduced to what we need).
+Every worker runs this service; the driver lets one worker at a time see the
+stalled jobs (an advisory lock: River's leader election, reduced to what we
+need), the others skip the pass.
 
 A worker is dead when its heartbeat is older than ``stalled_worker_timeout``
-(or its row is gone). Its ``doing`` jobs go back to ``todo``, or to
-``failed`` when their task's retry strategy has no attempt left (the strategy
-is shown a :class:`StalledJob` error); a task unknown to this worker's app goes
-back to ``todo``. No user code is needed (Procrastinate asks users to write a
-periodic task for this).
+(or its row is gone). The driver only lists its ``doing`` jobs (data only);
+the decision is made here, with the same pure :func:`retry_outcome` as a job
+that raised: back to ``todo``, or ``failed`` when the task's retry strategy
+has no attempt left (the strategy is shown a :class:`StalledJob` error); a
+task unknown to this worker's app goes back to ``todo``. The outcomes are
+written guarded by the dead worker's id, so a job that its worker finished
+meanwhile, or that another worker claimed since, is left alone. No user code
+is needed (Procrastinate asks users to write a periodic task for this).
+(River's ``job_rescuer.go`` has the same shape: list, decide, rescue many.)
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
-from .._exceptions import ConnectorException, ProcrastinateException, TaskNotFound
+from .._clock import SYSTEM_CLOCK
+from .._exceptions import ConnectorException, StalledJob, TaskNotFound
 from .._job import Job, Status
-from ..connectors._types import JobOutcome, MaintenanceParams, MaintenanceResult
+from .._retry import retry_outcome
+from ..connectors._types import JobOutcome, MaintenanceParams
 from ._runner import error_from_exception
 
 if TYPE_CHECKING:
+    import datetime
+
     from anyio.abc import TaskStatus
 
-    from .._app import App
+    from .._clock import Clock
+    from .._task import TaskRegistry
+    from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.maintenance")
 
 
-class StalledJob(ProcrastinateException):
-    """The worker running the job stopped heartbeating (shown to retry strategies)."""
+@attrs.frozen(kw_only=True)
+class RescueResult:
+    """One pass; ``leader`` False: another worker did it."""
+
+    leader: bool
+    recovered: tuple[JobOutcome, ...] = ()
+    pruned_workers: int = 0
+    promoted_locks: int = 0
 
 
-def recovery_outcome(app: App, job: Job) -> JobOutcome:
-    """Where a stalled job goes: back to todo, or failed when its retry
-    strategy refuses another attempt."""
+def rescue_outcome(
+    job: Job, registry: TaskRegistry, now: datetime.datetime
+) -> JobOutcome:
+    """Where a dead worker's job goes, written only if that worker still
+    owns it."""
     exc = StalledJob(
         f"Worker {job.worker_id} stopped heartbeating while running the job"
     )
     error = error_from_exception(exc)
     try:
-        strategy = app.get_task(job.task_name).retry_strategy
+        strategy = registry.get_task(job.task_name).retry_strategy
     except TaskNotFound:
-        return JobOutcome(job_id=job.id, status=Status.TODO, error=error, lock=job.lock)
-    decision = strategy.get_retry_decision(exception=exc, job=job) if strategy else None
-    if decision is None:
-        return JobOutcome(
-            job_id=job.id, status=Status.FAILED, error=error, lock=job.lock
+        outcome = JobOutcome(
+            job_id=job.id, status=Status.TODO, error=error, lock=job.lock
         )
-    return JobOutcome(
-        job_id=job.id,
-        status=Status.TODO,
-        error=error,
-        lock=job.lock,
+    else:
         # The strategy's delay applies too, as when the job raises.
-        retry_at=decision.scheduled_at(datetime.datetime.now(datetime.timezone.utc)),
-        retry_priority=decision.priority,
-        retry_queue=decision.queue,
-        retry_lock=decision.lock,
-    )
+        outcome = retry_outcome(
+            job, exc, strategy, now, otherwise=Status.FAILED, error=error
+        )
+    return attrs.evolve(outcome, worker_id=job.worker_id)
 
 
-class Maintenance:
-    """Runs a maintenance pass every ``interval`` seconds."""
+class Rescuer:
+    """Runs a rescue pass every ``interval`` seconds.
+
+    Args:
+        connector: where the jobs are.
+        registry: finds each job's task (its retry strategy).
+        stalled_worker_timeout: seconds without a heartbeat after which a
+            worker is dead.
+        interval: seconds between passes.
+        clock: the time of day (retry delays).
+    """
 
     def __init__(
-        self, app: App, *, stalled_worker_timeout: float, interval: float
+        self,
+        connector: AsyncConnector,
+        registry: TaskRegistry,
+        *,
+        stalled_worker_timeout: float,
+        interval: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._app = app
-        self._params = MaintenanceParams(
-            stalled_worker_timeout=stalled_worker_timeout,
-            decide=lambda job: recovery_outcome(app, job),
-        )
+        if not stalled_worker_timeout > 0 or not interval > 0:
+            raise ValueError("stalled_worker_timeout and interval must be positive")
+        self._connector = connector
+        self._registry = registry
+        self._stalled_worker_timeout = stalled_worker_timeout
         self._interval = interval
+        self._clock = clock
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -88,22 +114,34 @@ class Maintenance:
             await self.run_once()
             await anyio.sleep(self._interval)
 
-    async def run_once(self) -> MaintenanceResult | None:
-        """One pass; None when the database could not be reached."""
+    async def run_once(self) -> RescueResult | None:
+        """One pass; None when the database could not be reached (logged)."""
         try:
-            result = await self._app.connector.maintenance_run(self._params)
+            stalled = await self._connector.job_list_stalled(
+                self._stalled_worker_timeout
+            )
+            recovered: tuple[JobOutcome, ...] = ()
+            if stalled.jobs:
+                now = self._clock.now()
+                recovered = tuple(
+                    rescue_outcome(job, self._registry, now) for job in stalled.jobs
+                )
+                await self._connector.job_finish_many(recovered)
+            result = await self._connector.maintenance_run(
+                MaintenanceParams(stalled_worker_timeout=self._stalled_worker_timeout)
+            )
         except ConnectorException as exc:
             logger.warning(
                 "Maintenance failed: %s", exc, extra={"action": "maintenance_error"}
             )
             return None
-        if result.recovered:
+        if recovered:
             logger.warning(
                 "Recovered %d stalled job(s) of dead workers",
-                len(result.recovered),
+                len(recovered),
                 extra={
                     "action": "stalled_jobs_recovered",
-                    "jobs": [o.job_id for o in result.recovered],
+                    "jobs": [o.job_id for o in recovered],
                     "pruned_workers": result.pruned_workers,
                 },
             )
@@ -116,4 +154,9 @@ class Maintenance:
                     "pruned_workers": result.pruned_workers,
                 },
             )
-        return result
+        return RescueResult(
+            leader=stalled.leader or result.leader,
+            recovered=recovered,
+            pruned_workers=result.pruned_workers,
+            promoted_locks=result.promoted_locks,
+        )

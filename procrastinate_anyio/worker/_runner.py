@@ -10,8 +10,6 @@ worker thread; a thread cannot be cancelled, so they are told through
 
 from __future__ import annotations
 
-import datetime
-import enum
 import functools
 import logging
 import time
@@ -24,46 +22,23 @@ import anyio.to_thread
 import attrs
 
 from .. import _json
-from .._context import AbortSignal, JobContext
-from .._exceptions import ProcrastinateException, TaskNotFound
+from .._clock import SYSTEM_CLOCK
+from .._context import JobContext, StopReason
+from .._exceptions import JobInterrupted, TaskNotFound
 from .._job import Job, JobError, Status
+from .._retry import retry_outcome
 from ..connectors._types import JobOutcome
+from ._options import DeleteJobs
 
 if TYPE_CHECKING:
-    from .._app import App
-    from .._retry import BaseRetryStrategy
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from .._clock import Clock
+    from .._context import AppLike
     from .._task import Task
+    from ._slots import RunningJob, Slots
 
 logger = logging.getLogger("procrastinate_anyio.worker")
-
-
-class JobInterrupted(ProcrastinateException):
-    """The worker stopped while the job was running (shown to retry strategies)."""
-
-
-class StopReason(enum.Enum):
-    """Why a running job's scope was cancelled."""
-
-    ABORT = "abort"
-    TIMEOUT = "timeout"
-    SHUTDOWN = "shutdown"
-
-
-@attrs.define(eq=False)
-class RunningJob:
-    """A job in flight, as the worker tracks it."""
-
-    job: Job
-    scope: anyio.CancelScope
-    abort_signal: AbortSignal
-    stop_reason: StopReason | None = None
-
-    def stop(self, reason: StopReason) -> None:
-        """Cancel the job's scope (and tell a sync task). The first reason wins."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.abort_signal.set(reason.value)
-        self.scope.cancel()
 
 
 def error_from_exception(exc: BaseException) -> JobError:
@@ -83,44 +58,15 @@ def error_from_exception(exc: BaseException) -> JobError:
     )
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _retry_or(
-    status: Status,
-    job: Job,
-    exc: BaseException,
-    strategy: BaseRetryStrategy | None,
-    *,
-    error: JobError,
-) -> JobOutcome:
-    """Ask the retry strategy; fall back to ``status`` when it says no."""
-    decision = None
-    if strategy is not None:
-        decision = strategy.get_retry_decision(exception=exc, job=job)
-    if decision is None:
-        return JobOutcome(job_id=job.id, status=status, error=error, lock=job.lock)
-    return JobOutcome(
-        job_id=job.id,
-        status=Status.TODO,
-        error=error,
-        lock=job.lock,
-        retry_at=decision.scheduled_at(_now()),
-        retry_priority=decision.priority,
-        retry_queue=decision.queue,
-        retry_lock=decision.lock,
-    )
-
-
 async def run_job(
     *,
-    app: App,
+    app: AppLike,
     running: RunningJob,
     worker_name: str,
     worker_queues: tuple[str, ...] | None,
     additional_context: Mapping[str, Any],
     thread_limiter: anyio.CapacityLimiter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> JobOutcome:
     """Run ``running.job`` to the end and describe how it ended.
 
@@ -156,7 +102,7 @@ async def run_job(
                 worker_name=worker_name,
                 worker_queues=worker_queues,
                 job=job,
-                start_timestamp=time.time(),
+                start_timestamp=clock.now().timestamp(),
                 additional_context=additional_context,
                 abort_signal=running.abort_signal,
             ),
@@ -183,7 +129,7 @@ async def run_job(
     if reason is None and (
         # Only the deadline cancels without a reason; a sync task may also
         # have seen it through should_abort() before the scope did.
-        running.scope.cancel_called or running.abort_signal.reason == "timeout"
+        running.scope.cancel_called or running.abort_signal.reason is StopReason.TIMEOUT
     ):
         reason = StopReason.TIMEOUT
     if reason is StopReason.ABORT:
@@ -194,11 +140,12 @@ async def run_job(
         error = TimeoutError(f"Job exceeded its timeout of {task.timeout} s")
     elif reason is StopReason.SHUTDOWN:
         interrupted = JobInterrupted("The worker stopped while the job was running")
-        outcome = _retry_or(
-            Status.ABORTED,
+        outcome = retry_outcome(
             job,
             interrupted,
             task.retry_strategy,
+            clock.now(),
+            otherwise=Status.ABORTED,
             error=error_from_exception(interrupted),
         )
         logger.warning(
@@ -213,11 +160,12 @@ async def run_job(
         )
         return outcome
     if error is not None:
-        outcome = _retry_or(
-            Status.FAILED,
+        outcome = retry_outcome(
             job,
             error,
             task.retry_strategy,
+            clock.now(),
+            otherwise=Status.FAILED,
             error=error_from_exception(error),
         )
         _log_failure(job, outcome, error, duration, log_extra)
@@ -322,4 +270,95 @@ def _log_failure(
             "retry_at": outcome.retry_at.isoformat() if outcome.retry_at else None,
             **log_extra,
         },
+    )
+
+
+class SlotRunner:
+    """Runs claimed jobs in long-lived slot tasks (one per unit of
+    concurrency: cheaper than a task per job, and each job still has its own
+    cancel scope), and sends each outcome to the completer.
+
+    Args:
+        app: finds the tasks; the jobs' ``JobContext.app``.
+        slots: the running-job table; a job's slot is freed when it ends.
+        worker_name, worker_queues, worker_id: the running worker.
+        additional_context: read-only, shared by the jobs.
+        delete_jobs: which finished jobs the completer deletes.
+        clock: the time of day.
+    """
+
+    def __init__(
+        self,
+        app: AppLike,
+        slots: Slots,
+        *,
+        worker_name: str,
+        worker_queues: tuple[str, ...] | None,
+        worker_id: int,
+        additional_context: Mapping[str, Any],
+        delete_jobs: DeleteJobs,
+        clock: Clock,
+    ) -> None:
+        self._app = app
+        self._slots = slots
+        self._worker_name = worker_name
+        self._worker_queues = worker_queues
+        self._worker_id = worker_id
+        self._additional_context = additional_context
+        self._delete_jobs = delete_jobs
+        self._clock = clock
+        self._thread_limiter = anyio.CapacityLimiter(slots.total)
+
+    async def run_slot(
+        self,
+        to_run: MemoryObjectReceiveStream[RunningJob],
+        outcomes: MemoryObjectSendStream[JobOutcome],
+    ) -> None:
+        """Run the jobs received on ``to_run`` one at a time, until it closes."""
+        async with to_run:
+            async for running in to_run:
+                await self._run_one(running, outcomes)
+
+    async def _run_one(
+        self, running: RunningJob, outcomes: MemoryObjectSendStream[JobOutcome]
+    ) -> None:
+        outcome: JobOutcome | None = None
+        try:
+            outcome = await run_job(
+                app=self._app,
+                running=running,
+                worker_name=self._worker_name,
+                worker_queues=self._worker_queues,
+                additional_context=self._additional_context,
+                thread_limiter=self._thread_limiter,
+                clock=self._clock,
+            )
+        finally:
+            self._slots.remove(running.job.id)
+        delete = self._delete_jobs
+        delete_job = outcome.status.is_final and (
+            delete is DeleteJobs.ALWAYS
+            or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
+        )
+        outcome = attrs.evolve(
+            outcome, worker_id=self._worker_id, delete_job=delete_job
+        )
+        try:
+            outcomes.send_nowait(outcome)  # the common case: room in the buffer
+        except anyio.WouldBlock:
+            # Back-pressure: wait for the completer, even while cancelled.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await outcomes.send(outcome)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    _lost_outcome(running)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            _lost_outcome(running)
+
+
+def _lost_outcome(running: RunningJob) -> None:
+    logger.error(
+        "Outcome of job %s lost: the completer stopped",
+        running.job.id,
+        extra={"action": "completer_lost", "jobs": [running.job.id]},
     )

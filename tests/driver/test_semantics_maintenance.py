@@ -1,4 +1,6 @@
-"""Conformance: ``maintenance_run``. Jobs of workers that stopped
+"""Conformance: ``job_list_stalled`` and ``maintenance_run``, driven as the
+rescuer drives them (list the stalled jobs, decide, finish them guarded by
+the dead worker's id, then the housekeeping). Jobs of workers that stopped
 heartbeating come back; dead workers' rows go; a worker that lives on gets
 its id back, and an outcome from a worker that lost its job is ignored."""
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 from procrastinate_anyio import InMemoryConnector, JobError, Status
@@ -15,7 +18,7 @@ from procrastinate_anyio.connectors.postgres import connect
 
 if TYPE_CHECKING:
     from procrastinate_anyio import Job
-    from procrastinate_anyio.connectors import AsyncConnector, MaintenanceResult
+    from procrastinate_anyio.connectors import AsyncConnector
 
     from .conftest import JobFactory
 
@@ -49,9 +52,28 @@ def back_to_todo(job: Job) -> JobOutcome:
     return JobOutcome(job_id=job.id, status=Status.TODO, lock=job.lock, error=STALLED)
 
 
-async def maintain(connector: AsyncConnector, decide=back_to_todo) -> MaintenanceResult:
-    return await connector.maintenance_run(
-        MaintenanceParams(stalled_worker_timeout=TIMEOUT_SECONDS, decide=decide)
+@attrs.frozen
+class Pass:
+    leader: bool
+    recovered: tuple[JobOutcome, ...]
+    pruned_workers: int
+
+
+async def maintain(connector: AsyncConnector, decide=back_to_todo) -> Pass:
+    """One pass, as the rescuer makes it."""
+    stalled = await connector.job_list_stalled(TIMEOUT_SECONDS)
+    recovered = tuple(
+        attrs.evolve(decide(job), worker_id=job.worker_id) for job in stalled.jobs
+    )
+    if recovered:
+        await connector.job_finish_many(recovered)
+    result = await connector.maintenance_run(
+        MaintenanceParams(stalled_worker_timeout=TIMEOUT_SECONDS)
+    )
+    return Pass(
+        leader=stalled.leader and result.leader,
+        recovered=recovered,
+        pruned_workers=result.pruned_workers,
     )
 
 

@@ -31,7 +31,7 @@ from procrastinate_anyio import (
 from procrastinate_anyio.connectors import FetchParams
 from procrastinate_anyio.connectors.postgres import AnyioConnection, connect
 from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
-from procrastinate_anyio.worker._rescuer import Maintenance
+from procrastinate_anyio.worker._rescuer import Rescuer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -280,7 +280,12 @@ async def test_periodic_two_workers_same_database(app: pa.App, pg_dsn: str) -> N
     now = 1_900_000_020.0 + 30  # half a minute after a tick
     async with other.open_async(), anyio.create_task_group() as tg:
         for deferrer_app in (app, other, app, other):
-            tg.start_soon(PeriodicDeferrer(deferrer_app, max_delay=300).run_once, now)
+            tg.start_soon(
+                PeriodicDeferrer(
+                    deferrer_app.connector, deferrer_app.periodic_tasks, max_delay=300
+                ).run_once,
+                now,
+            )
 
     jobs = await app.job_manager.list_jobs_async(task="tick")
     stamps = sorted(job.task_kwargs["timestamp"] for job in jobs)
@@ -302,7 +307,7 @@ async def test_maintenance_leader(app: pa.App, pg_dsn: str) -> None:
     await execute(
         pg_dsn, "UPDATE pa_workers SET last_heartbeat = now() - interval '1 hour'"
     )
-    maintenance = Maintenance(app, stalled_worker_timeout=30, interval=1)
+    maintenance = Rescuer(app.connector, app, stalled_worker_timeout=30, interval=1)
 
     async with await connect(pg_dsn) as other, other.transaction():
         await other.execute(

@@ -5,7 +5,7 @@ Timing (the flush interval, the retry backoff) runs under Trio's MockClock.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import pytest
@@ -14,6 +14,11 @@ import trio.testing
 from procrastinate_anyio import ConnectorException, Status
 from procrastinate_anyio.connectors import AsyncConnector, JobOutcome
 from procrastinate_anyio.worker._completer import Completer, FlushResult
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from anyio.streams.memory import MemoryObjectSendStream
 
 pytestmark = pytest.mark.anyio
 
@@ -58,19 +63,38 @@ def make(
     *,
     batch_size: int = 100,
     flush_interval: float = 1.0,
-) -> tuple[Any, Any, Completer, list[list[int]]]:
+) -> tuple[Any, Any, Completer, Reported]:
     """The two ends of the outcome stream, the completer reading it, and the
     batches it reported written."""
     send, receive = anyio.create_memory_object_stream[JobOutcome](100)
-    written: list[list[int]] = []
+    reported = Reported()
     completer = Completer(
         cast("AsyncConnector", connector),
         receive,
         batch_size=batch_size,
         flush_interval=flush_interval,
-        on_written=lambda batch: written.append([o.job_id for o in batch]),
+        written=cast("MemoryObjectSendStream[Sequence[JobOutcome]]", reported),
     )
-    return send, receive, completer, written
+    return send, receive, completer, reported
+
+
+class Reported:
+    """Stands for the completer's ``written`` stream: keeps the batches
+    reported, by id."""
+
+    def __init__(self) -> None:
+        self._seen: list[list[int]] = []
+        self.closed = False
+
+    def send_nowait(self, batch: Sequence[JobOutcome]) -> None:
+        assert not self.closed
+        self._seen.append([o.job_id for o in batch])
+
+    def close(self) -> None:
+        self.closed = True
+
+    def batches(self) -> list[list[int]]:
+        return self._seen
 
 
 async def test_writes_in_batches_of_at_most_batch_size():
@@ -83,7 +107,7 @@ async def test_writes_in_batches_of_at_most_batch_size():
     with anyio.fail_after(HANG_GUARD_SECONDS):
         await completer.run()
     assert connector.batches == [[1, 2], [3, 4], [5]]
-    assert written == connector.batches
+    assert written.batches() == connector.batches
     assert completer.pending == []
 
 
@@ -119,7 +143,7 @@ async def test_retries_failed_writes_with_backoff():
         pytest.approx(0.05),
         pytest.approx(0.15),
     ]
-    assert written == [[1, 2]]
+    assert written.batches() == [[1, 2]]
     assert completer.pending == []
 
 
@@ -135,7 +159,7 @@ async def test_cancelled_flush_keeps_outcomes_pending():
             await anyio.wait_all_tasks_blocked()
             tg.cancel_scope.cancel()
     assert [o.job_id for o in completer.pending] == [1]
-    assert written == []
+    assert written.batches() == []
 
 
 async def test_writes_everything_before_ending():
@@ -148,7 +172,7 @@ async def test_writes_everything_before_ending():
             async with send:
                 for job_id in range(1, 4):
                     await send.send(outcome(job_id))
-    assert sorted(i for batch in written for i in batch) == [1, 2, 3]
+    assert sorted(i for batch in written.batches() for i in batch) == [1, 2, 3]
     assert completer.pending == []
 
 
@@ -185,7 +209,7 @@ async def test_refused_outcome_does_not_hold_others_back():
     assert replacement.status is Status.FAILED
     assert replacement.error is not None
     assert "could not be stored" in replacement.error.message
-    assert written == [[1, 2, 3]]
+    assert written.batches() == [[1, 2, 3]]
     assert completer.pending == []
 
 

@@ -11,14 +11,10 @@ import pytest
 
 import procrastinate_anyio as pa
 from procrastinate_anyio import Job, JobContext, Status
-from procrastinate_anyio._context import AbortSignal
+from procrastinate_anyio._context import AbortSignal, StopReason
 from procrastinate_anyio.connectors import JobOutcome
-from procrastinate_anyio.worker._runner import (
-    RunningJob,
-    StopReason,
-    error_from_exception,
-    run_job,
-)
+from procrastinate_anyio.worker._runner import error_from_exception, run_job
+from procrastinate_anyio.worker._slots import RunningJob
 
 pytestmark = pytest.mark.anyio
 

@@ -15,6 +15,7 @@ import trio.testing
 from procrastinate_anyio import ConnectorException, InMemoryConnector
 from procrastinate_anyio.connectors import AsyncConnector, Notification
 from procrastinate_anyio.worker._listener import (
+    MISSED_JOBS,
     RECONNECT_BACKOFF_MAX_SECONDS,
     RECONNECT_BACKOFF_START_SECONDS,
     Listener,
@@ -57,29 +58,55 @@ class ScriptedConnector:
         await anyio.sleep_forever()
 
 
+def heard() -> tuple[Any, Any]:
+    return anyio.create_memory_object_stream[Notification](100)
+
+
+async def on_listening(receive: Any, callback: Any) -> None:
+    """Call ``callback`` each time the listener says it (re)started listening."""
+    async with receive:
+        async for notification in receive:
+            if notification == MISSED_JOBS:
+                callback()
+
+
 async def test_forwards_notifications():
-    """Once started, every notification reaches on_notification."""
+    """Once started, the listener says jobs may have been missed, then
+    forwards every notification; the stream closes when it stops."""
     connector = InMemoryConnector()
-    received: list[Notification] = []
-    listening: list[bool] = []
-    listener = Listener(
-        connector, received.append, on_listening=lambda: listening.append(True)
-    )
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    send, receive = heard()
+    listener = Listener(connector, send)
+    with receive, anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
             await tg.start(listener.run)
             assert listener.connected
-            assert listening == [True]
             connector.store.notify(Notification(kind="abort", job_id=3))
             tg.cancel_scope.cancel()
-    assert received == [Notification(kind="abort", job_id=3)]
+        received = [notification async for notification in receive]
+    assert received == [MISSED_JOBS, Notification(kind="abort", job_id=3)]
+
+
+async def test_full_stream_drops_notifications():
+    """A worker that does not keep up loses notifications, not the listener
+    (polling delivers the same news later)."""
+    connector = InMemoryConnector()
+    send, receive = anyio.create_memory_object_stream[Notification](1)
+    listener = Listener(connector, send)
+    with receive, anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            await tg.start(listener.run)
+            connector.store.notify(Notification(kind="abort", job_id=3))
+            tg.cancel_scope.cancel()
+        received = [notification async for notification in receive]
+    assert received == [MISSED_JOBS]
 
 
 async def test_starts_even_when_the_first_attempt_fails():
     """run() reports started after a failed first attempt (polling covers it)."""
     connector = ScriptedConnector("fail", "listen")
-    listener = Listener(cast("AsyncConnector", connector), lambda n: None)
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    send, receive = heard()
+    listener = Listener(cast("AsyncConnector", connector), send)
+    with receive, anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
             await tg.start(listener.run)
             assert not listener.connected
@@ -91,10 +118,10 @@ async def test_reconnects_with_exponential_backoff():
     """Failed attempts are retried after 0.1, 0.2, 0.4... s, capped."""
     connector = ScriptedConnector(*["fail"] * 10, "listen")
     listening = anyio.Event()
-    listener = Listener(
-        cast("AsyncConnector", connector), lambda n: None, on_listening=listening.set
-    )
+    send, receive = heard()
+    listener = Listener(cast("AsyncConnector", connector), send)
     async with anyio.create_task_group() as tg:
+        tg.start_soon(on_listening, receive, listening.set)
         tg.start_soon(listener.run)
         await listening.wait()
         tg.cancel_scope.cancel()
@@ -113,7 +140,7 @@ async def test_backoff_resets_after_listening():
     listened = 0
     relistened = anyio.Event()
 
-    def on_listening() -> None:
+    def listening() -> None:
         nonlocal listened
         listened += 1
         if listened == 1:
@@ -121,10 +148,10 @@ async def test_backoff_resets_after_listening():
         else:
             relistened.set()
 
-    listener = Listener(
-        cast("AsyncConnector", connector), lambda n: None, on_listening=on_listening
-    )
+    send, receive = heard()
+    listener = Listener(cast("AsyncConnector", connector), send)
     async with anyio.create_task_group() as tg:
+        tg.start_soon(on_listening, receive, listening)
         tg.start_soon(listener.run)
         await relistened.wait()
         assert listener.connected
@@ -140,6 +167,11 @@ async def test_unexpected_errors_propagate():
         async def listen(self, on_notification: Any, *, task_status: Any) -> None:
             raise RuntimeError("bug")
 
-    listener = Listener(cast("AsyncConnector", Broken()), lambda n: None)
-    with anyio.fail_after(HANG_GUARD_SECONDS), pytest.raises(RuntimeError, match="bug"):
+    send, receive = heard()
+    listener = Listener(cast("AsyncConnector", Broken()), send)
+    with (
+        receive,
+        anyio.fail_after(HANG_GUARD_SECONDS),
+        pytest.raises(RuntimeError, match="bug"),
+    ):
         await listener.run()

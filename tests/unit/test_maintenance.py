@@ -1,5 +1,5 @@
-"""Maintenance on the in-memory connector: where a stalled job goes
-(``recovery_outcome``), one pass (``Maintenance.run_once``), and the worker
+"""The rescuer on the in-memory connector: where a stalled job goes
+(``rescue_outcome``), one pass (``Rescuer.run_once``), and the worker
 service that brings a dead worker's job back with no user code."""
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from procrastinate_anyio import (
     RetryStrategy,
     Status,
 )
+from procrastinate_anyio._exceptions import StalledJob
 from procrastinate_anyio.connectors import FetchParams
-from procrastinate_anyio.worker._rescuer import (
-    Maintenance,
-    StalledJob,
-    recovery_outcome,
-)
+from procrastinate_anyio.worker._rescuer import Rescuer, rescue_outcome
 
 from .conftest import NOW
 
@@ -88,16 +85,16 @@ class TestRecoveryOutcome:
         """A stalled job goes back to todo while its strategy allows, else fails."""
         app.task(name="work", retry=retry)(lambda: None)
 
-        outcome = recovery_outcome(app, stalled("work", attempts, lock="L"))
+        outcome = rescue_outcome(stalled("work", attempts, lock="L"), app, NOW)
 
         assert (outcome.job_id, outcome.status, outcome.lock) == (7, status, "L")
         assert outcome.error is not None
-        assert outcome.error.type == "procrastinate_anyio.worker._rescuer.StalledJob"
+        assert outcome.error.type == "procrastinate_anyio._exceptions.StalledJob"
         assert "Worker 3 stopped heartbeating" in outcome.error.message
 
     def test_unknown_task_goes_back_to_todo(self, app: App) -> None:
         """A job of a task this app does not know goes back to todo."""
-        outcome = recovery_outcome(app, stalled("elsewhere"))
+        outcome = rescue_outcome(stalled("elsewhere"), app, NOW)
 
         assert outcome.status is Status.TODO
 
@@ -106,9 +103,9 @@ class TestRecoveryOutcome:
         delay apply."""
         strategy = Recorder()
         app.task(name="work", retry=strategy)(lambda: None)
-        before = datetime.datetime.now(datetime.timezone.utc)
+        before = NOW
 
-        outcome = recovery_outcome(app, stalled("work"))
+        outcome = rescue_outcome(stalled("work"), app, NOW)
 
         ((exception, job),) = strategy.seen
         assert isinstance(exception, StalledJob)
@@ -145,7 +142,7 @@ class TestRunOnce:
     ) -> None:
         """A pass brings back the dead worker's job, prunes it, and says so."""
         job_id = await self.dead_worker_job(app, connector)
-        maintenance = Maintenance(app, stalled_worker_timeout=30, interval=1)
+        maintenance = Rescuer(app.connector, app, stalled_worker_timeout=30, interval=1)
 
         result = await maintenance.run_once()
 
@@ -170,8 +167,8 @@ class TestRunOnce:
         worker_id = await connector.worker_register("idle", None)
         connector.store.workers[worker_id].last_heartbeat -= SILENCE
 
-        result = await Maintenance(
-            app, stalled_worker_timeout=30, interval=1
+        result = await Rescuer(
+            app.connector, app, stalled_worker_timeout=30, interval=1
         ).run_once()
 
         assert result is not None
@@ -184,8 +181,8 @@ class TestRunOnce:
         """Within ``stalled_worker_timeout``, a silent worker keeps its job."""
         job_id = await self.dead_worker_job(app, connector)
 
-        result = await Maintenance(
-            app, stalled_worker_timeout=90, interval=1
+        result = await Rescuer(
+            app.connector, app, stalled_worker_timeout=90, interval=1
         ).run_once()
 
         assert result is not None
@@ -203,7 +200,9 @@ class TestRunOnce:
         monkeypatch.setattr(connector, "maintenance_run", broken)
 
         assert (
-            await Maintenance(app, stalled_worker_timeout=30, interval=1).run_once()
+            await Rescuer(
+                app.connector, app, stalled_worker_timeout=30, interval=1
+            ).run_once()
             is None
         )
         assert [r.__dict__["action"] for r in caplog.records] == ["maintenance_error"]

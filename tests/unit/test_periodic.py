@@ -5,6 +5,7 @@ MockClock)."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -24,6 +25,19 @@ from procrastinate_anyio._periodic import check_cron, next_tick, ticks_between
 from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
 
 from .conftest import stored_jobs
+
+
+class LoopClock:
+    """The time of day as the event loop's clock moves (Trio's MockClock)."""
+
+    def __init__(self, start: float) -> None:
+        self._start = start
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(
+            self._start + anyio.current_time(), datetime.timezone.utc
+        )
+
 
 T0 = 1_900_000_020.0  # 2030-03-17 17:47:00 UTC: on a minute
 MINUTE = 60
@@ -201,7 +215,9 @@ class TestDeferrer:
     async def test_defers_the_due_tick(self, app: App, connector) -> None:
         """A pass defers the tick that is due, with the schedule's options; the
         task receives the tick as ``timestamp``."""
-        result = await PeriodicDeferrer(app, max_delay=30).run_once(T0 + 10)
+        result = await PeriodicDeferrer(
+            app.connector, app.periodic_tasks, max_delay=30
+        ).run_once(T0 + 10)
 
         (job,) = stored_jobs(connector)
         assert result.deferred == [("cleanup", T0, job.id)]
@@ -221,7 +237,7 @@ class TestDeferrer:
     async def test_each_tick_once(self, app: App, connector) -> None:
         """A second pass at the same time defers nothing; a later one defers
         only the new ticks."""
-        deferrer = PeriodicDeferrer(app, max_delay=150)
+        deferrer = PeriodicDeferrer(app.connector, app.periodic_tasks, max_delay=150)
         await deferrer.run_once(T0 + 1)
 
         assert (await deferrer.run_once(T0 + 30)).deferred == []
@@ -232,7 +248,10 @@ class TestDeferrer:
 
     async def test_two_deferrers(self, app: App, connector) -> None:
         """Two deferrers of one app (two workers) defer each tick once."""
-        first, second = PeriodicDeferrer(app), PeriodicDeferrer(app)
+        first, second = (
+            PeriodicDeferrer(app.connector, app.periodic_tasks),
+            PeriodicDeferrer(app.connector, app.periodic_tasks),
+        )
         await first.run_once(T0)
 
         result = await second.run_once(T0 + MINUTE)
@@ -254,13 +273,15 @@ class TestDeferrer:
         self, app: App, connector, max_delay: float, expected: list[float]
     ) -> None:
         """A first pass defers the ticks of the last ``max_delay`` seconds."""
-        await PeriodicDeferrer(app, max_delay=max_delay).run_once(T0)
+        await PeriodicDeferrer(
+            app.connector, app.periodic_tasks, max_delay=max_delay
+        ).run_once(T0)
 
         assert [tick for _, tick in ticks(connector)] == expected
 
     async def test_downtime_catch_up_is_bounded(self, app: App, connector) -> None:
         """After a long downtime, only the ticks younger than ``max_delay`` run."""
-        deferrer = PeriodicDeferrer(app, max_delay=150)
+        deferrer = PeriodicDeferrer(app.connector, app.periodic_tasks, max_delay=150)
         await deferrer.run_once(T0)
         connector.reset()
 
@@ -285,7 +306,9 @@ class TestDeferrer:
         await report.configure(queueing_lock="single").defer_async(timestamp=0)
         caplog.set_level(logging.INFO, logger="procrastinate_anyio.periodic")
 
-        result = await PeriodicDeferrer(app, max_delay=1).run_once(T0)
+        result = await PeriodicDeferrer(
+            app.connector, app.periodic_tasks, max_delay=1
+        ).run_once(T0)
 
         assert result.deferred == []
         assert [r.__dict__["action"] for r in caplog.records] == [
@@ -308,7 +331,7 @@ class TestDeferrer:
             return await defer(params)
 
         monkeypatch.setattr(connector, "periodic_defer", failing_once)
-        deferrer = PeriodicDeferrer(app, max_delay=30)
+        deferrer = PeriodicDeferrer(app.connector, app.periodic_tasks, max_delay=30)
 
         assert (await deferrer.run_once(T0)).deferred == []
         assert [r.__dict__["action"] for r in caplog.records] == [
@@ -336,7 +359,10 @@ class TestDeferrer:
 
         start = T0 + 0.5
         deferrer = PeriodicDeferrer(
-            app, max_delay=0.9, clock=lambda: start + anyio.current_time()
+            app.connector,
+            app.periodic_tasks,
+            max_delay=0.9,
+            clock=LoopClock(start),
         )
         with anyio.move_on_after(3.25):
             await deferrer.run()

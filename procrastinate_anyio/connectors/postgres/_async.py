@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Notification,
         PeriodicDeferParams,
         RetryParams,
+        StalledJobs,
     )
 
 T = TypeVar("T")
@@ -154,8 +155,13 @@ class PsycopgConnector:
     async def job_cancel(self, params: CancelParams) -> bool:
         return await self._run(_ops.job_cancel(params))
 
-    async def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        return await self._run(_ops.job_defer_many(jobs))
+    async def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        if connection is None:
+            return await self._run(_ops.job_defer_many(jobs))
+        op = _ops.in_callers_transaction(connection, _ops.job_defer_many(jobs))
+        return await run_operation_async(connection, op)
 
     async def job_abort_requested_many(self, job_ids: Sequence[int]) -> list[int]:
         return await self._run(_ops.job_abort_requested_many(job_ids))
@@ -174,6 +180,9 @@ class PsycopgConnector:
 
     async def job_list(self, filters: JobFilter) -> list[Job]:
         return await self._run(_ops.job_list(filters))
+
+    async def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
+        return await self._run(_ops.job_list_stalled(stalled_worker_timeout))
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None

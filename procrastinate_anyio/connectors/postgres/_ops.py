@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 from psycopg import errors as pg_errors
+from psycopg import pq
 
 from ... import _json
 from ..._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
@@ -34,6 +35,7 @@ from .._types import (
     Notification,
     PeriodicDeferParams,
     RetryParams,
+    StalledJobs,
     without_queueing_lock_conflicts,
 )
 
@@ -67,6 +69,33 @@ BEGIN: Final = Statement("BEGIN")
 """Yielded first by an operation whose statements must share one transaction;
 the runner opens it (and answers with no rows). Operations decide at run time,
 so that the common case (one statement) costs one round trip."""
+
+
+def in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
+    """``op``, to run on a caller's own connection, in the caller's transaction.
+
+    On a connection that is not in autocommit mode and has not started its
+    transaction yet, psycopg's ``transaction()`` (what the runner does for an
+    operation's ``BEGIN``) opens a transaction and COMMITS it at exit: the
+    jobs would stay even if the caller then rolled back. There, the first
+    statement opens the caller's transaction anyway, so ``BEGIN`` is dropped.
+    """
+    if connection.autocommit or (
+        connection.info.transaction_status != pq.TransactionStatus.IDLE
+    ):
+        return op
+
+    def without_begin() -> Operation[T]:
+        try:
+            statement = next(op)
+            while True:
+                rows = [] if statement is BEGIN else (yield statement)
+                statement = op.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    return without_begin()
 
 
 def job_from_row(row: Row) -> Job:
@@ -380,24 +409,27 @@ def job_wait_end(waiter_id: int) -> Operation[None]:
     yield Statement("job_wait_end", {"waiter_id": waiter_id})
 
 
+def job_list_stalled(stalled_worker_timeout: float) -> Operation[StalledJobs]:
+    yield BEGIN
+    rows = yield Statement("maintenance_try_lock")
+    if not rows[0]["leader"]:
+        return StalledJobs(leader=False)
+    rows = yield Statement("job_list_stalled", {"seconds": stalled_worker_timeout})
+    return StalledJobs(leader=True, jobs=tuple(job_from_row(row) for row in rows))
+
+
 def maintenance_run(params: MaintenanceParams) -> Operation[MaintenanceResult]:
     yield BEGIN
     rows = yield Statement("maintenance_try_lock")
     if not rows[0]["leader"]:
         return MaintenanceResult(leader=False)
-    seconds = {"seconds": params.stalled_worker_timeout}
-    rows = yield Statement("job_list_stalled", seconds)
-    recovered = tuple(params.decide(job_from_row(row)) for row in rows)
-    if recovered:
-        yield from job_finish_many(recovered)
     yield Statement("job_waiters_prune")
-    rows = yield Statement("worker_prune_dead", seconds)
+    rows = yield Statement(
+        "worker_prune_dead", {"seconds": params.stalled_worker_timeout}
+    )
     promoted = yield from _promote_due_locks()
     return MaintenanceResult(
-        leader=True,
-        recovered=recovered,
-        pruned_workers=rows[0]["pruned"],
-        promoted_locks=promoted,
+        leader=True, pruned_workers=rows[0]["pruned"], promoted_locks=promoted
     )
 
 

@@ -136,8 +136,13 @@ class SyncPsycopgConnector:
     def job_cancel(self, params: CancelParams) -> bool:
         return self._run(_ops.job_cancel(params))
 
-    def job_defer_many(self, jobs: Sequence[JobToDefer]) -> list[int]:
-        return self._run(_ops.job_defer_many(jobs))
+    def job_defer_many(
+        self, jobs: Sequence[JobToDefer], *, connection: Any = None
+    ) -> list[int]:
+        if connection is None:
+            return self._run(_ops.job_defer_many(jobs))
+        op = _ops.in_callers_transaction(connection, _ops.job_defer_many(jobs))
+        return run_operation_sync(connection, op)
 
     def job_get(self, job_id: int) -> Job | None:
         return self._run(_ops.job_get(job_id))

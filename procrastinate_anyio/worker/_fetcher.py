@@ -1,0 +1,228 @@
+"""The fetcher: claims jobs for the free slots and hands them to the slot tasks.
+
+Two claimers share the slots. The first one (:meth:`Fetcher.run`) waits for
+free slots and for jobs (a notification, the polling interval, or the next
+scheduled job's time), claims up to the free slots in one statement, and
+hands the jobs over a memory stream. While claims come back full (a backlog),
+the second one (:meth:`Fetcher.run_second_claimer`) claims too, so that two
+claims are in flight: one round trip's wait overlaps the other's work.
+
+Claims are batched: while jobs run, a claimer waits until half a batch of
+slots is free (``Slots.refill_threshold``) rather than claiming one job each
+time one ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from .._backoff import Backoff
+from .._context import AbortSignal
+from .._exceptions import ConnectorException, TaskNotFound
+from ..connectors._types import FetchParams
+from ._slots import RunningJob
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from .._clock import Clock
+    from .._job import Job
+    from .._task import TaskRegistry
+    from ..connectors._protocols import AsyncConnector
+    from ._options import WorkerOptions
+    from ._slots import Slots
+
+logger = logging.getLogger("procrastinate_anyio.worker")
+
+FETCH_ERROR_BACKOFF_START_SECONDS: Final = 0.05
+FETCH_ERROR_BACKOFF_MAX_SECONDS: Final = 5.0
+
+
+class Fetcher:
+    """Claims jobs into ``slots``.
+
+    Args:
+        connector: where jobs are claimed.
+        registry: finds each job's task (for its timeout).
+        slots: the running-job table.
+        options: the worker's options (queues, batch size, polling, one-shot).
+        worker_id: the claiming worker.
+        clock: the time of day (for the next scheduled job).
+        outcomes_pending: whether finished jobs wait to be written; a
+            one-shot worker only stops once they are (a retry would bring a
+            job back).
+    """
+
+    def __init__(
+        self,
+        connector: AsyncConnector,
+        registry: TaskRegistry,
+        slots: Slots,
+        options: WorkerOptions,
+        *,
+        worker_id: int,
+        clock: Clock,
+        outcomes_pending: Callable[[], bool],
+    ) -> None:
+        self._connector = connector
+        self._registry = registry
+        self._slots = slots
+        self._options = options
+        self._worker_id = worker_id
+        self._clock = clock
+        self._outcomes_pending = outcomes_pending
+        self._wakeup = anyio.Event()
+        self._stopped = False
+        self._fetching = True
+        self._more_jobs_likely = True
+        self._backoff = Backoff(
+            FETCH_ERROR_BACKOFF_START_SECONDS, FETCH_ERROR_BACKOFF_MAX_SECONDS
+        )
+        self.last_fetch_at: float | None = None
+
+    def wake(self) -> None:
+        """Jobs may be ready: an idle claimer claims now."""
+        self._wakeup.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Claim no more."""
+        self._stopped = True
+        self._wakeup.set()
+        self._slots.signal_changed()
+
+    async def run(self, claimed: MemoryObjectSendStream[RunningJob]) -> None:
+        """The first claimer, until :meth:`stop` (or, one-shot, until no job
+        is left)."""
+        options = self._options
+        slots = self._slots
+        while not self._stopped:
+            free = slots.free()
+            if free <= 0 or (len(slots) and free < slots.refill_threshold):
+                await slots.wait_changed()
+                continue
+            if not self._more_jobs_likely and options.wait:
+                with anyio.move_on_after(await self._idle_timeout()):
+                    await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                if self.stopped:  # stop() may have run meanwhile
+                    break
+                free = slots.free()
+                if free <= 0:
+                    continue
+            fetched = await self._claim(claimed, min(free, options.fetch_batch_size))
+            if fetched is None or fetched or options.wait:
+                continue
+            if not len(slots) and not self._outcomes_pending():
+                logger.info(
+                    "No job left, stopping (one-shot)",
+                    extra={"action": "worker_no_job_left"},
+                )
+                break
+            await slots.wait_changed()
+        self._fetching = False
+        slots.signal_changed()
+
+    async def run_second_claimer(
+        self, claimed: MemoryObjectSendStream[RunningJob]
+    ) -> None:
+        """Claims while claims come back full; idle otherwise (a notification
+        causes one claim, not two)."""
+        slots = self._slots
+        while self._fetching and not self._stopped:
+            free = slots.free()
+            if not self._more_jobs_likely or free < slots.refill_threshold:
+                await slots.wait_changed()
+                continue
+            await self._claim(claimed, min(free, self._options.fetch_batch_size))
+
+    async def _claim(
+        self, claimed: MemoryObjectSendStream[RunningJob], limit: int
+    ) -> list[Job] | None:
+        """Claim up to ``limit`` jobs and hand them to the slots; None after a
+        database error (logged, then a backoff)."""
+        options = self._options
+        slots = self._slots
+        slots.reserve(limit)
+        fetched: list[Job] = []
+        try:
+            fetched = await self._connector.job_fetch_many(
+                FetchParams(
+                    worker_id=self._worker_id, queues=options.queues, limit=limit
+                )
+            )
+        except ConnectorException as exc:
+            slots.unreserve(limit, used=0)
+            logger.warning(
+                "Could not fetch jobs, retrying in %.2f s: %s",
+                self._backoff.delay,
+                exc,
+                extra={"action": "fetch_error", "worker": options.name},
+            )
+            await self._backoff.sleep()
+            return None
+        except BaseException:
+            slots.unreserve(limit, used=0)
+            raise
+        slots.unreserve(limit, used=len(fetched))
+        self._backoff.reset()
+        self.last_fetch_at = self._clock.now().timestamp()
+        full = len(fetched) == limit
+        if full and not self._more_jobs_likely:
+            slots.signal_changed()  # the second claimer may start
+        self._more_jobs_likely = full
+        for job in fetched:
+            running = self._running_job(job)
+            slots.add(running)
+            # Never blocks: there are no more claimed jobs than slots.
+            claimed.send_nowait(running)
+        if fetched and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Fetched %d job(s)",
+                len(fetched),
+                extra={
+                    "action": "fetched_jobs",
+                    "count": len(fetched),
+                    "worker": options.name,
+                },
+            )
+        return fetched
+
+    def _running_job(self, job: Job) -> RunningJob:
+        """The job with its cancel scope, whose deadline is the task's timeout."""
+        try:  # by name or alias, as the runner finds it
+            timeout = self._registry.get_task(job.task_name).timeout
+        except TaskNotFound:
+            timeout = None
+        if timeout is None:
+            return RunningJob(
+                job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal()
+            )
+        return RunningJob(
+            job=job,
+            scope=anyio.CancelScope(deadline=anyio.current_time() + timeout),
+            abort_signal=AbortSignal(time.monotonic() + timeout),
+        )
+
+    async def _idle_timeout(self) -> float:
+        """How long an idle claimer waits for a notification: the polling
+        interval, or less when a scheduled job is due sooner (so it starts on
+        time without busy polling)."""
+        interval = self._options.fetch_job_polling_interval
+        try:
+            due = await self._connector.job_next_scheduled_at(self._options.queues)
+        except ConnectorException:
+            return interval
+        if due is None:
+            return interval
+        wait = (due - self._clock.now()).total_seconds()
+        return min(interval, max(wait, 0.0))
