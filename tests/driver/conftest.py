@@ -44,6 +44,7 @@ from procrastinate_anyio.connectors import (
     SyncConnector,
 )
 from procrastinate_anyio.connectors.postgres import connect
+from tests.support import FakeClock, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -56,20 +57,6 @@ WORKER_ID = 1
 """The worker that fetches in tests (jobs do not reference a worker row)."""
 
 HOUR = datetime.timedelta(hours=1)
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-@attrs.define
-class FakeClock:
-    """The in-memory connector's clock; starts at the real time."""
-
-    now: datetime.datetime = attrs.field(factory=utcnow)
-
-    def __call__(self) -> datetime.datetime:
-        return self.now
 
 
 @attrs.define

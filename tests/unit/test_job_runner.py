@@ -19,10 +19,9 @@ from procrastinate_anyio.worker._runner import (
     error_from_exception,
     run_job,
 )
+from tests.support import HANG_GUARD_SECONDS
 
 pytestmark = pytest.mark.anyio
-
-HANG_GUARD_SECONDS = 10
 
 
 class CustomError(Exception):

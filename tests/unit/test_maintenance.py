@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import (
     App,
@@ -29,6 +28,7 @@ from procrastinate_anyio.worker._rescuer import (
     StalledJob,
     recovery_outcome,
 )
+from tests.support import mock_clock
 
 from .conftest import NOW
 
@@ -210,15 +210,7 @@ class TestRunOnce:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(
-            ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}),
-            id="trio-mockclock",
-        )
-    ],
-)
+@mock_clock()
 async def test_worker_recovers_a_dead_workers_job(connector: InMemoryConnector) -> None:
     """A worker brings back the job of a dead worker by itself and runs it again."""
     app = App(connector=connector, worker_defaults={"install_signal_handlers": False})
