@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import procrastinate_anyio as pa
-from procrastinate_anyio.cli import _main as _cli
+from procrastinate_anyio.cli import _commands, _errors, _flags, _main
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,7 +50,7 @@ def run_cli(
     )
     environ["PA_CLI_TEST_DSN"] = dsn
     if app is not None:
-        environ[_cli.APP_ENV_VAR] = app
+        environ[_commands.APP_ENV_VAR] = app
     environ.update(env or {})
     return subprocess.run(
         [*command, *args],
@@ -389,8 +389,8 @@ def test_worker_invalid_option() -> None:
 def parse_worker(
     *argv: str, environ: Mapping[str, str] | None = None
 ) -> dict[str, object]:
-    args = _cli.make_parser().parse_args(["worker", *argv])
-    return _cli.worker_options(args, environ or {})
+    args = _main.make_parser().parse_args(["worker", *argv])
+    return _flags.worker_options(args, environ or {})
 
 
 class TestWorkerOptions:
@@ -458,5 +458,5 @@ class TestWorkerOptions:
         """A bad value in a variable is a CLIError that names the variable."""
         name = f"PROCRASTINATE_ANYIO_WORKER_{variable}"
 
-        with pytest.raises(_cli.CLIError, match=f"^{name}: expected "):
+        with pytest.raises(_errors.CLIError, match=f"^{name}: expected "):
             parse_worker(environ={name: value})

@@ -10,6 +10,7 @@ import pytest
 
 from procrastinate_anyio import Status
 from procrastinate_anyio.connectors import CancelParams, FetchParams
+from tests.support import HANG_GUARD_SECONDS
 
 from .conftest import HOUR, WORKER_ID, to_defer
 
@@ -134,7 +135,7 @@ async def test_concurrent_fetches_share_nothing(connector: AsyncConnector) -> No
         claims[worker_id] = [job.id for job in jobs]
         assert {job.worker_id for job in jobs} <= {worker_id}
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
             for worker_id in range(1, 5):
                 tg.start_soon(fetch, worker_id)

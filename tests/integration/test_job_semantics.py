@@ -32,6 +32,7 @@ from procrastinate_anyio.connectors import FetchParams
 from procrastinate_anyio.connectors.postgres import AnyioConnection, connect
 from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
 from procrastinate_anyio.worker._rescuer import Rescuer
+from tests.support import PG_HANG_GUARD_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-HANG_GUARD_SECONDS = 20
 NEVER_SECONDS = 1000  # a polling interval that never elapses during a test
 
 
@@ -63,14 +63,14 @@ async def execute(dsn: str, query: str, *params: Any) -> None:
 
 
 async def run_one_shot(app: pa.App, **options: Any) -> None:
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False, **options)
 
 
 @asynccontextmanager
 async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[Worker]:
     """A worker in the background, stopped gracefully when the block ends."""
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
             worker = await tg.start(functools.partial(app.run_worker, **options))
             yield worker

@@ -25,6 +25,7 @@ from procrastinate_anyio.connectors.postgres import (
     PoolStatistics,
     connect,
 )
+from tests.support import PG_PROMPT_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 IDLE = pq.TransactionStatus.IDLE
-HANG_GUARD_SECONDS = 5
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def terminate(admin: AnyioConnection[DictRow], pid: int) -> None:
 async def test_connect(dsn: str, host: str | None) -> None:
     """Connecting works by Unix socket, by IP address and by host name."""
     conninfo = dsn if host is None else make_conninfo(dsn, host=host)
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with await connect(conninfo) as c:
             assert await fetch_value(c, "select 1") == 1
             if host is not None:
@@ -97,7 +97,7 @@ async def test_connect(dsn: str, host: str | None) -> None:
 
 async def test_connect_refused_port_raises(dsn: str) -> None:
     """A refused connection raises OperationalError promptly."""
-    with anyio.fail_after(HANG_GUARD_SECONDS), pytest.raises(psycopg.OperationalError):
+    with anyio.fail_after(PG_PROMPT_SECONDS), pytest.raises(psycopg.OperationalError):
         await connect(make_conninfo(dsn, host="127.0.0.1", port=1))
 
 
@@ -151,7 +151,7 @@ async def test_cancel_mid_query_leaves_connection_idle(
     conn: AnyioConnection[DictRow], admin: AnyioConnection[DictRow]
 ) -> None:
     """Cancelling a running query returns promptly and leaves the connection usable."""
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         with anyio.move_on_after(0.2) as scope:
             await conn.execute("select pg_sleep(5)")
     assert scope.cancelled_caught
@@ -166,7 +166,7 @@ async def test_cancel_inside_transaction_rolls_back(
 ) -> None:
     """Cancelling inside a transaction rolls it back and leaves the connection usable."""
     await conn.execute("create temp table t (x int)")
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         with anyio.move_on_after(0.2) as scope:
             async with conn.transaction():
                 await conn.execute("insert into t values (1)")
@@ -189,7 +189,7 @@ async def test_listen_notify(
                 received.append(notify)
                 return
 
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await anyio.wait_all_tasks_blocked()
@@ -201,7 +201,7 @@ async def test_listen_notify(
 async def test_notifies_timeout_ends_iteration(conn: AnyioConnection[DictRow]) -> None:
     """notifies(timeout=...) ends quietly when nothing arrives."""
     await conn.execute("listen pa_test")
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with aclosing(conn.notifies(timeout=0.05)) as gen:
             assert [n async for n in gen] == []
     assert conn.info.transaction_status == IDLE
@@ -223,7 +223,7 @@ async def test_interrupted_listener_raises(
         except psycopg.OperationalError as ex:
             errors.append(ex)
 
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await anyio.wait_all_tasks_blocked()
@@ -296,7 +296,7 @@ async def test_pool_limits_connections(pool: ConnectionPool, app_name: str) -> N
             counts.append(await count_backends(c, app_name))
             assert c.autocommit
 
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with anyio.create_task_group() as tg:
             for _ in range(20):
                 tg.start_soon(work)
@@ -315,7 +315,7 @@ async def test_pool_cancelled_tasks_leave_idle_connections(
         async with pool.connection() as c:
             await c.execute("select pg_sleep(5)")
 
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with anyio.create_task_group() as tg:
             for _ in range(10):
                 tg.start_soon(sleep_in_db)
@@ -357,7 +357,7 @@ async def test_pool_replaces_connection_broken_in_use(
     pool: ConnectionPool, admin: AnyioConnection[DictRow]
 ) -> None:
     """A connection terminated while in use is discarded when returned."""
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         async with pool.connection() as c:
             pid = c.info.backend_pid
             await terminate(admin, pid)
@@ -373,7 +373,7 @@ async def test_pool_replaces_connection_broken_while_idle(
     pool: ConnectionPool, admin: AnyioConnection[DictRow]
 ) -> None:
     """A connection terminated while idle in the pool is replaced on the next request."""
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_PROMPT_SECONDS):
         (pid,) = await hold_all(pool, 1)
         await terminate(admin, pid)
         async with pool.connection() as c:
@@ -385,7 +385,7 @@ async def test_pool_replaces_connection_broken_while_idle(
 async def test_pool_open_unreachable_raises(dsn: str) -> None:
     """open() fails fast when the server cannot be reached."""
     pool = ConnectionPool(make_conninfo(dsn, host="127.0.0.1", port=1))
-    with anyio.fail_after(HANG_GUARD_SECONDS), pytest.raises(psycopg.OperationalError):
+    with anyio.fail_after(PG_PROMPT_SECONDS), pytest.raises(psycopg.OperationalError):
         await pool.open()
 
 

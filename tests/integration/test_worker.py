@@ -20,13 +20,13 @@ import procrastinate_anyio as pa
 from procrastinate_anyio import JobContext, Status
 from procrastinate_anyio.connectors.postgres import connect
 from procrastinate_anyio.worker._worker import Worker
+from tests.support import PG_HANG_GUARD_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 pytestmark = pytest.mark.anyio
 
-HANG_GUARD_SECONDS = 20
 NEVER_SECONDS = 1000  # a polling interval that never elapses during a test
 
 
@@ -54,7 +54,7 @@ async def fetch_values(dsn: str, query: str) -> list[Any]:
 @asynccontextmanager
 async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[Worker]:
     """A worker in the background, stopped gracefully when the block ends."""
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
             worker = await tg.start(functools.partial(app.run_worker, **options))
             yield worker
@@ -76,7 +76,7 @@ async def test_embedded_worker_stops_gracefully_on_cancel(app):
         release.set()
 
     job_id = await busy.defer_async()
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         async with (
             anyio.create_task_group() as outer,
             anyio.create_task_group() as tg,
@@ -100,7 +100,7 @@ async def test_one_shot_drains_many_jobs(app):
         return 2 * x
 
     ids = await double.batch_defer_async(*({"x": i} for i in range(200)))
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False, concurrency=20)
     jobs = await app.job_manager.list_jobs_async()
     assert [(j.id, j.status, j.result) for j in jobs] == [
@@ -123,7 +123,7 @@ async def test_concurrent_jobs_overlap(app):
         await all_started.wait()
 
     await overlap.batch_defer_async(*[{}] * n)
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False, concurrency=n)
     jobs = await app.job_manager.list_jobs_async(status=Status.SUCCEEDED)
     assert len(jobs) == n
@@ -137,7 +137,7 @@ async def test_sync_task_runs_in_a_thread(app):
         return threading.get_ident()
 
     job_id = await where.defer_async()
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False)
     assert (await get_job(app, job_id)).result != threading.get_ident()
 
@@ -188,7 +188,7 @@ async def test_timeout_fails_the_job(app):
         await anyio.sleep_forever()
 
     job_id = await slow.defer_async()
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False)
     job = await get_job(app, job_id)
     assert job.status is Status.FAILED
@@ -208,7 +208,7 @@ async def test_results_and_errors_are_stored(app):
         raise ValueError("nope")
 
     ok_id, ko_id = await ok.defer_async(), await ko.defer_async()
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
         await app.run_worker(wait=False)
     assert (await get_job(app, ok_id)).result == {"answer": [4, 2]}
     error = (await get_job(app, ko_id)).error
@@ -289,7 +289,7 @@ async def test_crashing_heartbeat_stops_the_worker_cleanly(
     monkeypatch.setattr(pg_connector, "worker_heartbeat", broken_heartbeat)
     job_id = await forever.defer_async()
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="heartbeat broke")):
-        with anyio.fail_after(HANG_GUARD_SECONDS):
+        with anyio.fail_after(PG_HANG_GUARD_SECONDS):
             await app.run_worker(update_heartbeat_interval=0.01)
     assert (await get_job(app, job_id)).status is Status.ABORTED
     assert await fetch_values(pg_dsn, "SELECT count(*) FROM pa_workers") == [0]

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import ConnectorException, Status
 from procrastinate_anyio.connectors import AsyncConnector, JobOutcome
 from procrastinate_anyio.worker._completer import Completer, FlushResult
+from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,17 +21,6 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
 pytestmark = pytest.mark.anyio
-
-HANG_GUARD_SECONDS = 10
-
-
-def mock_clock() -> pytest.MarkDecorator:
-    """Run the test on trio only, with a fresh autojumping MockClock."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    return pytest.mark.parametrize(
-        "anyio_backend",
-        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
-    )
 
 
 class RecordingConnector:

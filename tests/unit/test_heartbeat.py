@@ -9,38 +9,21 @@ import datetime
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import ConnectorException, InMemoryConnector
 from procrastinate_anyio.worker._heartbeat import Heartbeat, HeartbeatResult
+from tests.support import HANG_GUARD_SECONDS, FakeClock, mock_clock
 
 pytestmark = pytest.mark.anyio
 
 
-def mock_clock() -> pytest.MarkDecorator:
-    """Run the test on trio only, with a fresh autojumping MockClock."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    return pytest.mark.parametrize(
-        "anyio_backend",
-        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
-    )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
-
-    def __call__(self) -> datetime.datetime:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc))
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def connector(clock: Clock) -> InMemoryConnector:
+def connector(clock: FakeClock) -> InMemoryConnector:
     return InMemoryConnector(clock=clock)
 
 
@@ -112,5 +95,5 @@ async def test_unexpected_errors_propagate(connector, monkeypatch):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(connector, "worker_heartbeat", broken)
-    with anyio.fail_after(10), pytest.raises(RuntimeError, match="bug"):
+    with anyio.fail_after(HANG_GUARD_SECONDS), pytest.raises(RuntimeError, match="bug"):
         await heartbeat.run()

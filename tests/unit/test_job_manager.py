@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import (
     AlreadyEnqueued,
@@ -19,6 +18,7 @@ from procrastinate_anyio import (
     _job_manager,
 )
 from procrastinate_anyio.connectors import FetchParams, JobOutcome
+from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 from .conftest import NOW, stored_jobs
 
@@ -274,7 +274,7 @@ class TestWaitForJob:
             await anyio.wait_all_tasks_blocked()
             finish(connector, job_id, Status.SUCCEEDED)
 
-        with anyio.fail_after(10):
+        with anyio.fail_after(HANG_GUARD_SECONDS):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(finish_when_waiting)
                 job = await app.job_manager.wait_for_job_async(job_id)
@@ -298,15 +298,7 @@ class TestWaitForJob:
         with pytest.raises(JobNotFound):
             app.job_manager.wait_for_job(999, timeout=0)
 
-    @pytest.mark.parametrize(
-        "anyio_backend",
-        [
-            pytest.param(
-                ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}),
-                id="trio-mockclock",
-            )
-        ],
-    )
+    @mock_clock()
     async def test_timeout_async(self, app: App) -> None:
         """wait_for_job_async raises TimeoutError after ``timeout`` seconds."""
         job_id = defer(app)

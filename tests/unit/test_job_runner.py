@@ -15,10 +15,9 @@ from procrastinate_anyio._context import AbortSignal, StopReason
 from procrastinate_anyio.connectors import JobOutcome
 from procrastinate_anyio.worker._runner import error_from_exception, run_job
 from procrastinate_anyio.worker._slots import RunningJob
+from tests.support import HANG_GUARD_SECONDS
 
 pytestmark = pytest.mark.anyio
-
-HANG_GUARD_SECONDS = 10
 
 
 class CustomError(Exception):

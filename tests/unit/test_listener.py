@@ -10,7 +10,6 @@ from typing import Any, cast
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import ConnectorException, InMemoryConnector
 from procrastinate_anyio.connectors import AsyncConnector, Notification
@@ -20,19 +19,9 @@ from procrastinate_anyio.worker._listener import (
     RECONNECT_BACKOFF_START_SECONDS,
     Listener,
 )
+from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 pytestmark = pytest.mark.anyio
-
-HANG_GUARD_SECONDS = 10
-
-
-def mock_clock() -> pytest.MarkDecorator:
-    """Run the test on trio only, with a fresh autojumping MockClock."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    return pytest.mark.parametrize(
-        "anyio_backend",
-        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
-    )
 
 
 class ScriptedConnector:

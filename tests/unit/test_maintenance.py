@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import (
     App,
@@ -26,6 +25,7 @@ from procrastinate_anyio import (
 from procrastinate_anyio._exceptions import StalledJob
 from procrastinate_anyio.connectors import FetchParams
 from procrastinate_anyio.worker._rescuer import Rescuer, rescue_outcome
+from tests.support import mock_clock
 
 from .conftest import NOW
 
@@ -209,15 +209,7 @@ class TestRunOnce:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(
-            ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}),
-            id="trio-mockclock",
-        )
-    ],
-)
+@mock_clock()
 async def test_worker_recovers_a_dead_workers_job(connector: InMemoryConnector) -> None:
     """A worker brings back the job of a dead worker by itself and runs it again."""
     app = App(connector=connector, worker_defaults={"install_signal_handlers": False})

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trio.testing
 
 from procrastinate_anyio import (
     App,
@@ -23,6 +22,7 @@ from procrastinate_anyio import (
 )
 from procrastinate_anyio._periodic import check_cron, next_tick, ticks_between
 from procrastinate_anyio.worker._periodic_deferrer import PeriodicDeferrer
+from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 from .conftest import stored_jobs
 
@@ -227,7 +227,7 @@ class TestDeferrer:
             3,
             "cleaning",
         )
-        with anyio.fail_after(10):
+        with anyio.fail_after(HANG_GUARD_SECONDS):
             await app.run_worker(wait=False)
         assert (stored_jobs(connector)[0].result, stored_jobs(connector)[0].status) == (
             T0,
@@ -340,15 +340,7 @@ class TestDeferrer:
         await deferrer.run_once(T0 + 1)
         assert ticks(connector) == [("cleanup", T0)]
 
-    @pytest.mark.parametrize(
-        "anyio_backend",
-        [
-            pytest.param(
-                ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}),
-                id="trio-mockclock",
-            )
-        ],
-    )
+    @mock_clock()
     async def test_run_defers_every_second(self, connector) -> None:
         """``run()`` wakes up at each tick of a 6-field cron and defers it."""
         app = App(connector=connector)

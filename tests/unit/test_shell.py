@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from procrastinate_anyio import App, InMemoryConnector, Status
-from procrastinate_anyio.cli import _main as _cli
+from procrastinate_anyio.cli import _main
 from procrastinate_anyio.cli._shell import Shell, ShellError, parse_filters
 from procrastinate_anyio.connectors import FetchParams, JobOutcome
 
@@ -218,12 +218,12 @@ def test_errors_do_not_stop_the_shell(run, line: str, expected: str) -> None:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Run ``procrastinate-anyio --app ... shell ...`` in-process; returns stdout."""
-    monkeypatch.setattr(_cli, "_configure_logging", lambda verbosity: None)
+    monkeypatch.setattr(_main, "configure_logging", lambda verbosity: None)
 
     def run_cli(*args: str, stdin: str = "", code: int = 0) -> str:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         with pytest.raises(SystemExit) as exit_info:
-            _cli.main(["--app", "tests.unit.test_shell.shell_app", "shell", *args])
+            _main.main(["--app", "tests.unit.test_shell.shell_app", "shell", *args])
         assert exit_info.value.code == code
         return capsys.readouterr().out
 

@@ -16,48 +16,27 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 import pytest
-import trio.testing
 
 import procrastinate_anyio as pa
 from procrastinate_anyio import JobContext, RetryStrategy, Status
 from procrastinate_anyio.worker._worker import Worker
+from tests.support import HANG_GUARD_SECONDS, FakeClock, mock_clock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
 pytestmark = pytest.mark.anyio
 
-HANG_GUARD_SECONDS = 10
 
-
-def mock_clock() -> pytest.MarkDecorator:
-    """Run the test on trio only, with a fresh autojumping MockClock."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
-    return pytest.mark.parametrize(
-        "anyio_backend",
-        [pytest.param(("trio", {"clock": clock}), id="trio-mockclock")],
-    )
-
-
-@attrs.define
-class Clock:
+@pytest.fixture
+def clock() -> FakeClock:
     """The in-memory connector's clock: real time, moved by ``offset``."""
-
-    offset: datetime.timedelta = datetime.timedelta(0)
-
-    def __call__(self) -> datetime.datetime:
-        return datetime.datetime.now(datetime.timezone.utc) + self.offset
+    return FakeClock(real_time=True)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def connector(clock: Clock) -> pa.InMemoryConnector:
+def connector(clock: FakeClock) -> pa.InMemoryConnector:
     return pa.InMemoryConnector(clock=clock)
 
 
