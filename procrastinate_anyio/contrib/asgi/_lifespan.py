@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-import procrastinate_anyio as pa
+from procrastinate_anyio import App, ProcrastinateException, Worker, WorkerOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -34,20 +34,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger("procrastinate_anyio.asgi")
 
 
-class WorkerFailed(pa.ProcrastinateException):
+class WorkerFailed(ProcrastinateException):
     """The worker of :func:`running_worker` stopped on error while the block
     ran; the block was cancelled. The worker's error is the ``__cause__``."""
 
 
-class _TrackedStatus(TaskStatus[pa.Worker]):
+class _TrackedStatus(TaskStatus[Worker]):
     """Forwards ``started()`` and remembers whether it was called, to tell a
     worker that could not start from one that failed later."""
 
-    def __init__(self, inner: TaskStatus[pa.Worker]) -> None:
+    def __init__(self, inner: TaskStatus[Worker]) -> None:
         self._inner = inner
         self.called = False
 
-    def started(self, value: pa.Worker | None = None) -> None:
+    def started(self, value: Worker | None = None) -> None:
         if value is None:
             raise TypeError("run_worker reports its Worker")
         self.called = True
@@ -55,7 +55,7 @@ class _TrackedStatus(TaskStatus[pa.Worker]):
 
 
 @contextlib.asynccontextmanager
-async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[pa.Worker]:
+async def running_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
     """Run a worker of ``app`` for the duration of the block.
 
     Opens ``app`` for the block if it is not open, so the block can defer
@@ -88,7 +88,7 @@ async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[pa.Worker
             await stack.enter_async_context(app.open_async())
         async with anyio.create_task_group() as tg:
 
-            async def run(*, task_status: TaskStatus[pa.Worker]) -> None:
+            async def run(*, task_status: TaskStatus[Worker]) -> None:
                 nonlocal failure, running
                 status = _TrackedStatus(task_status)
                 try:
@@ -101,7 +101,7 @@ async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[pa.Worker
                 finally:
                     running = False
 
-            worker: pa.Worker = await tg.start(run)
+            worker: Worker = await tg.start(run)
             try:
                 yield worker
             finally:
@@ -117,7 +117,7 @@ async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[pa.Worker
 
 
 def lifespan(
-    app: pa.App, *, stop_server_on_error: bool = True, **options: Any
+    app: App, *, stop_server_on_error: bool = True, **options: Any
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """An ASGI lifespan that runs a worker of ``app`` while the application
     serves: ``Starlette(..., lifespan=lifespan(app, concurrency=20))``, the
@@ -147,7 +147,7 @@ def lifespan(
         TypeError: an unknown option.
         ValueError: an invalid option value.
     """
-    pa.WorkerOptions(**{**app.worker_defaults, **options})
+    WorkerOptions(**{**app.worker_defaults, **options})
 
     @contextlib.asynccontextmanager
     async def worker_lifespan(asgi_app: Any = None) -> AsyncIterator[None]:
