@@ -145,6 +145,18 @@ class TestRunningWorker:
             assert await status(app, job_id) is pa.Status.TODO  # its retry allows it
         assert workers(pg_dsn) == 0
 
+    async def test_an_error_of_the_block_goes_on_as_is(self, pg_dsn):
+        """An exception raised in the block stops the worker and reaches the caller unwrapped."""
+        app = pa.App(connector=pa.PsycopgConnector(pg_dsn))
+
+        async def block() -> None:
+            async with running_worker(app):
+                raise LookupError("from the block")
+
+        with pytest.raises(LookupError, match="from the block"):
+            await block()
+        assert workers(pg_dsn) == 0
+
     async def test_a_failing_worker_cancels_the_block_and_raises(self, pg_dsn):
         """A worker that dies cancels the block; WorkerFailed carries its error; nothing left doing."""
         connector = BreakableConnector(pg_dsn)

@@ -77,11 +77,15 @@ async def running_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
             block is cancelled first).
         ConnectorException: the worker could not start (database down).
 
+    An exception of the block stops the worker gracefully too, then goes on,
+    as is (not wrapped in an exception group).
+
     Cancellation: cancelling the block's scope stops the worker gracefully,
     as leaving it does; the cancellation then propagates.
     """
     options.setdefault("install_signal_handlers", False)
     failure: Exception | None = None
+    body_error: BaseException | None = None
     running = True
     async with contextlib.AsyncExitStack() as stack:
         if not app.connector.is_open:
@@ -104,6 +108,13 @@ async def running_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
             worker: Worker = await tg.start(run)
             try:
                 yield worker
+            except (anyio.get_cancelled_exc_class(), GeneratorExit):
+                raise  # the task group's business
+            except BaseException as exc:
+                # Raised as is once the worker has stopped, not wrapped in the
+                # task group's exception group: ``except ValueError:`` around
+                # the block must work.
+                body_error = exc
             finally:
                 if running:
                     worker.stop()
@@ -114,6 +125,8 @@ async def running_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
             extra={"action": "running_worker_failed", "worker": worker.options.name},
         )
         raise WorkerFailed("the worker stopped on error") from failure
+    if body_error is not None:
+        raise body_error
 
 
 def lifespan(
