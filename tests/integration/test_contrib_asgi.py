@@ -145,6 +145,23 @@ class TestRunningWorker:
             assert await status(app, job_id) is pa.Status.TODO  # its retry allows it
         assert workers(pg_dsn) == 0
 
+    async def test_a_worker_that_cannot_register_raises_as_is(self, pg_dsn):
+        """A registration refused by the database (schema missing) reaches the caller unwrapped."""
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE pa_workers CASCADE")
+        app = pa.App(connector=pa.PsycopgConnector(pg_dsn))
+        entered = False
+
+        async def block() -> None:
+            nonlocal entered
+            async with running_worker(app):
+                entered = True
+
+        with pytest.raises(pa.ConnectorException):
+            await block()
+        assert not entered
+        assert not app.connector.is_open
+
     async def test_an_error_of_the_block_goes_on_as_is(self, pg_dsn):
         """An exception raised in the block stops the worker and reaches the caller unwrapped."""
         app = pa.App(connector=pa.PsycopgConnector(pg_dsn))

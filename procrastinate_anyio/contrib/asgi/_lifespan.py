@@ -99,25 +99,29 @@ async def running_worker(app: App, **options: Any) -> AsyncIterator[Worker]:
                     await app.run_worker(task_status=status, **options)
                 except Exception as exc:
                     if not status.called:
-                        raise  # tg.start() raises it: the block never starts
+                        raise  # from tg.start(): the block never starts
                     failure = exc
                     tg.cancel_scope.cancel()
                 finally:
                     running = False
 
-            worker: Worker = await tg.start(run)
+            # Errors of the start and of the block are raised as is once the
+            # task group has ended, not wrapped in its exception group:
+            # ``except ValueError:`` around the block must work.
             try:
-                yield worker
-            except (anyio.get_cancelled_exc_class(), GeneratorExit):
-                raise  # the task group's business
-            except BaseException as exc:
-                # Raised as is once the worker has stopped, not wrapped in the
-                # task group's exception group: ``except ValueError:`` around
-                # the block must work.
-                body_error = exc
-            finally:
-                if running:
-                    worker.stop()
+                worker: Worker = await tg.start(run)
+            except Exception as exc:
+                body_error = exc  # the block never starts
+            else:
+                try:
+                    yield worker
+                except (anyio.get_cancelled_exc_class(), GeneratorExit):
+                    raise  # the task group's business
+                except BaseException as exc:
+                    body_error = exc
+                finally:
+                    if running:
+                        worker.stop()
     if failure is not None:
         logger.error(
             "The worker stopped on error: %r",
