@@ -22,6 +22,6 @@ autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True
-html_theme = "alabaster"
+html_theme = "furo"
 nitpicky = False
 suppress_warnings = ["myst.xref_missing"]
