@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from django import db
 
-from procrastinate_anyio import App
+from procrastinate_anyio import App, TaskNotFound
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -65,6 +65,14 @@ def with_fresh_connections_async(
     return run
 
 
+def _django_tasks_framework_task(app: DjangoApp, name: str) -> Task[Any, Any] | None:
+    try:
+        from ._tasks_backend import resolve
+    except ImportError:  # Django < 6: no django.tasks
+        return None
+    return resolve(app, name)
+
+
 class DjangoApp(App):
     """An :class:`~procrastinate_anyio.App` on a :class:`DjangoConnector`.
 
@@ -89,7 +97,19 @@ class DjangoApp(App):
         return f"DjangoApp(connector={self.connector!r}, tasks={len(self.tasks)})"
 
     def get_task(self, name: str) -> Task[Any, Any]:
-        task = super().get_task(name)
+        """The task named ``name``; for a worker, also the tasks of Django's
+        tasks framework (``django.tasks``) that use our ``TaskBackend``.
+
+        Raises:
+            TaskNotFound: no such task.
+        """
+        try:
+            task = super().get_task(name)
+        except TaskNotFound:
+            found = _django_tasks_framework_task(self, name)
+            if found is None:
+                raise
+            task = found
         if not self._for_worker:
             return task
         # The worker runs `task.func`: give it a copy of the task whose

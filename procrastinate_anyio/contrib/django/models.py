@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from procrastinate_anyio import Status
@@ -33,6 +32,14 @@ class _ReadOnlyModel(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{type(self).__name__} is read-only")
+
+
+class TextArrayField(models.Field):
+    """A read-only ``text[]`` column, read as a list of str (psycopg decodes
+    arrays; ``django.contrib.postgres`` need not be installed)."""
+
+    def db_type(self, connection: Any) -> str:
+        return "text[]"
 
 
 STATUS_CHOICES = [(status.value, status.value) for status in Status]
@@ -76,7 +83,7 @@ class Worker(_ReadOnlyModel):
 
     id = models.BigIntegerField(primary_key=True)
     name = models.TextField()
-    queues = ArrayField(models.TextField(), null=True)
+    queues = TextArrayField(null=True)
     started_at = models.DateTimeField()
     last_heartbeat = models.DateTimeField()
 

@@ -67,3 +67,11 @@ PROCRASTINATE_ANYIO_ON_APP_READY = "tests.contrib.django.testapp.hooks.on_app_re
 
 # Tests of misconfiguration start Django with some settings changed.
 globals().update(json.loads(os.environ.get("PA_TEST_DJANGO_SETTINGS", "{}")))
+
+# Django 6's tasks framework (ignored by older Django versions).
+TASKS = {
+    "default": {
+        "BACKEND": "procrastinate_anyio.contrib.django.TaskBackend",
+        "QUEUES": ["default", "other"],
+    }
+}

@@ -3,10 +3,10 @@ models over the tables it creates."""
 
 from __future__ import annotations
 
-import django.contrib.postgres.fields
 from django.db import migrations, models
 
 from procrastinate_anyio.contrib.django._migration import ApplySQLMigration
+from procrastinate_anyio.contrib.django.models import TextArrayField
 
 STATUS_CHOICES = [
     (status, status)
@@ -64,12 +64,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigIntegerField(primary_key=True, serialize=False)),
                 ("name", models.TextField()),
-                (
-                    "queues",
-                    django.contrib.postgres.fields.ArrayField(
-                        base_field=models.TextField(), null=True, size=None
-                    ),
-                ),
+                ("queues", TextArrayField(null=True)),
                 ("started_at", models.DateTimeField()),
                 ("last_heartbeat", models.DateTimeField()),
             ],
