@@ -21,6 +21,10 @@ import django  # only once Django is known to be installed
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.contrib.django.settings")
 django.setup()
 
+from django.test.utils import setup_test_environment  # noqa: E402
+
+setup_test_environment()  # as Django's test runner: responses keep their context
+
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 

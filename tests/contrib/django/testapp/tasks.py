@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from django.db import connection
 
 from procrastinate_anyio.contrib.django import app
@@ -34,3 +35,20 @@ async def write_note_async(text: str) -> int:
 @app.task
 async def add(a: int, b: int) -> int:
     return a + b
+
+
+@app.task
+def fail(message: str) -> None:
+    """Fails, for the admin's failed jobs."""
+    raise ValueError(message)
+
+
+STARTED: list[anyio.Event] = []  # set by the test that defers block_until_aborted
+
+
+@app.task
+async def block_until_aborted() -> None:
+    """Runs until aborted, after telling the test it started."""
+    for event in STARTED:
+        event.set()
+    await anyio.sleep_forever()
