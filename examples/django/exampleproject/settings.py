@@ -11,6 +11,7 @@ DEBUG = True
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 USE_TZ = True
 
+# docs: installed-apps
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -21,6 +22,7 @@ INSTALLED_APPS = [
     "procrastinate_anyio.contrib.django",
     "notes",
 ]
+# docs: end
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +59,17 @@ DATABASES = {
     }
 }
 
-# The task queue: these are the defaults, shown for the example.
-PROCRASTINATE_ANYIO_DATABASE_ALIAS = "default"
+# docs: settings
+# The task queue's settings (all optional).
+PROCRASTINATE_ANYIO_DATABASE_ALIAS = "default"  # the database that holds the jobs
+PROCRASTINATE_ANYIO_AUTODISCOVER_MODULE_NAME = "tasks"  # each app's tasks.py
+PROCRASTINATE_ANYIO_IMPORT_PATHS: list[str] = []  # more modules with tasks
 PROCRASTINATE_ANYIO_WORKER_DEFAULTS = {"concurrency": 4}
+PROCRASTINATE_ANYIO_PERIODIC_DEFAULTS: dict[str, object] = {}
+PROCRASTINATE_ANYIO_ON_APP_READY = None  # or "myproject.hooks.on_app_ready"
+# docs: end
+
+# docs: tasks-backend
+# Django 6's tasks framework (django.tasks); older versions ignore it.
+TASKS = {"default": {"BACKEND": "procrastinate_anyio.contrib.django.TaskBackend"}}
+# docs: end

@@ -46,3 +46,22 @@ class NoteTests(TransactionTestCase):
 
         assert deleted == 1
         assert list(Note.objects.values_list("text", flat=True)) == ["new"]
+
+
+class DjangoTasksTests(TransactionTestCase):
+    def test_django_task_runs_on_the_worker(self) -> None:
+        """A ``django.tasks`` task is enqueued as a job and run (Django 6+)."""
+        try:
+            from .django_tasks import shout
+        except ImportError:  # Django < 6: no django.tasks
+            self.skipTest("django.tasks needs Django 6")
+        from django.tasks import TaskResultStatus
+
+        note = Note.objects.create(text="quiet")
+        result = shout.enqueue(note.id)
+
+        app.run_worker_sync(wait=False, install_signal_handlers=False)
+
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == "QUIET"
