@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``,
-``nox -s bench``, ``nox -s demo``."""
+``nox -s bench``, ``nox -s demo``, ``nox -s django6``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, on asyncio and trio."""
     _install(session, "test")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=["3.12", "3.13"])
+def django6(session: nox.Session) -> None:
+    """The Django integration's tests on Django 6 (its tasks backend too)."""
+    _install(session, "test")  # Django 6 on these Pythons
+    session.run("python", "-m", "pytest", "tests/contrib/django", *session.posargs)
 
 
 @nox.session

@@ -55,7 +55,7 @@ DOCUMENTS = [
 NOT_HERE = {ROOT / "docs" / "howto" / "django.md"}  # tested with contrib.django
 PLACEHOLDER_DSN = "postgresql:///mydb"
 STARTS_A_LOOP = re.compile(r"\banyio\.run\(|\btrio\.run\(|\.run_worker_sync\(")
-FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[^\s`]*)\s*$")
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[^\s`]*)[^`]*$")  # info string after
 MARKER = re.compile(r"^\s*<!--\s*(?P<kind>no-run|setup):(?P<text>.*?)-->\s*$", re.S)
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,11 @@
+"""URLs of the example project."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("notes/", include("notes.urls")),
+]
