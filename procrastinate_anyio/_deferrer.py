@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _json
+from ._clock import SYSTEM_CLOCK
 from ._exceptions import InvalidJobArguments
 from ._job import JobToDefer
 from ._validation import check_name, check_priority
@@ -168,10 +169,6 @@ def signature_checker(
     return check
 
 
-def now_utc() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 class JobDeferrer:
     """Defers jobs of one task with fixed options; returned by
     ``task.configure()`` and ``app.configure_task()``."""
@@ -189,7 +186,7 @@ class JobDeferrer:
         )
 
     def _jobs(self, task_kwargs: Sequence[Mapping[str, Any]]) -> list[JobToDefer]:
-        now = now_utc()
+        now = SYSTEM_CLOCK.now()
         for kwargs in task_kwargs:
             if not isinstance(kwargs, Mapping):
                 raise InvalidJobArguments(

@@ -1,5 +1,6 @@
 """Helpers for your own test suite: an in-memory connector that behaves like
-PostgreSQL (the same conformance suite runs against both).
+PostgreSQL (the same conformance suite runs against both), and a clock that
+stands still until the test moves it.
 
 Example::
 
@@ -11,8 +12,9 @@ Example::
 
 from __future__ import annotations
 
+from ._clock import FakeClock as FakeClock
 from ._memory import InMemoryConnector as InMemoryConnector
 from ._memory import InMemorySyncConnector as InMemorySyncConnector
 from ._store import InMemoryStore as InMemoryStore
 
-__all__ = ["InMemoryConnector", "InMemoryStore", "InMemorySyncConnector"]
+__all__ = ["FakeClock", "InMemoryConnector", "InMemoryStore", "InMemorySyncConnector"]

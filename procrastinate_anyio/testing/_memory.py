@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.lowlevel
 
-from ._store import InMemoryStore, _utcnow
+from .._clock import SYSTEM_CLOCK
+from ._store import InMemoryStore
 
 if TYPE_CHECKING:
     import datetime
@@ -103,7 +104,9 @@ class InMemoryConnector:
         store: the jobs and workers, to inspect in tests (``store.rows``).
     """
 
-    def __init__(self, *, clock: Callable[[], datetime.datetime] = _utcnow) -> None:
+    def __init__(
+        self, *, clock: Callable[[], datetime.datetime] = SYSTEM_CLOCK.now
+    ) -> None:
         self.store = InMemoryStore(clock)
         self._open = False
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .. import _json
+from .._clock import SYSTEM_CLOCK
 from .._exceptions import AlreadyEnqueued
 from .._job import Job, JobToDefer, Status
 from ..connectors._types import (
@@ -34,10 +35,6 @@ from ..connectors._types import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @attrs.define
@@ -68,7 +65,9 @@ class InMemoryStore:
     """The state and rules shared by the async and sync in-memory connectors.
     No I/O: every method runs to completion without yielding."""
 
-    def __init__(self, clock: Callable[[], datetime.datetime] = _utcnow) -> None:
+    def __init__(
+        self, clock: Callable[[], datetime.datetime] = SYSTEM_CLOCK.now
+    ) -> None:
         self.clock = clock
         self.rows: dict[int, _Row] = {}
         self.workers: dict[int, _Worker] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import attrs
@@ -24,7 +24,7 @@ from .._job import JobError, Status
 from ..connectors._types import JobOutcome
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -87,6 +87,21 @@ class Completer:
         self._flush_interval = flush_interval
         self._written = written
         self.pending: list[JobOutcome] = []
+
+    def report_unwritten(self, log_extra: Mapping[str, Any]) -> None:
+        """After the final flush: log the outcomes that could not be written
+        (their jobs stay ``doing`` until stalled-job recovery)."""
+        if self.pending:
+            logger.error(
+                "%d job outcome(s) could not be written; stalled-job recovery will "
+                "bring those jobs back",
+                len(self.pending),
+                extra={
+                    "action": "completer_lost",
+                    "jobs": [o.job_id for o in self.pending],
+                    **log_extra,
+                },
+            )
 
     def statistics(self) -> CompleterStatistics:
         stream = self._receive.statistics()

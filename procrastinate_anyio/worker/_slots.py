@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
+from .._context import StopReason
+
 if TYPE_CHECKING:
-    from .._context import AbortSignal, StopReason
+    from .._context import AbortSignal
     from .._job import Job
 
 
@@ -133,11 +135,22 @@ class Slots:
         self._stop_all = reason
         for running in list(self._running.values()):
             running.stop(reason)
+        self.signal_changed()
 
     def wake_on_every_end(self) -> None:
         """From now on, every job's end is a change (the worker stops)."""
         self._every_end_counts = True
         self.signal_changed()
+
+    async def drain(self, grace_seconds: float | None) -> None:
+        """Let the running jobs end for up to ``grace_seconds`` (None: no
+        limit), then stop the others, and any job added later, for a
+        shutdown."""
+        self.wake_on_every_end()
+        with anyio.move_on_after(grace_seconds):
+            while self._running and self._stop_all is None:
+                await self.wait_changed()
+        self.stop_all(StopReason.SHUTDOWN)
 
     async def wait_changed(self) -> None:
         """Wait for the next change (a job ended, a claim came back, a stop

@@ -53,17 +53,13 @@ from .._clock import SYSTEM_CLOCK
 from .._context import StopReason
 from .._exceptions import ConnectorException
 from .._job import Status
-from .._periodic import DEFAULT_MAX_DELAY_SECONDS
 from ..connectors._types import JobOutcome, Notification
-from ._abort_poller import AbortPoller
 from ._completer import Completer
 from ._fetcher import Fetcher
-from ._heartbeat import Heartbeat
 from ._listener import Listener
 from ._options import WorkerOptions
-from ._periodic_deferrer import PeriodicDeferrer
-from ._rescuer import Rescuer
 from ._runner import SlotRunner
+from ._services import count_written, make_services, route_notifications
 from ._signals import handle_signals
 from ._slots import RunningJob, Slots
 
@@ -71,10 +67,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from anyio.abc import TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from .._clock import Clock
     from .._context import AppLike
+    from ..connectors._protocols import AsyncConnector
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -163,6 +160,8 @@ class Worker:
         if self._fetcher is not None:
             self._fetcher.stop()
         self._slots.wake_on_every_end()
+        if now:
+            self._slots.stop_all(StopReason.SHUTDOWN)
 
     def statistics(self) -> WorkerStatistics:
         running = len(self._slots)
@@ -301,9 +300,17 @@ class Worker:
             async with anyio.create_task_group() as tg:
                 completer_scope = anyio.CancelScope()
                 tg.start_soon(self._supervise, completer.run, completer_scope)
-                tg.start_soon(self._supervise, self._count_written, None, to_count)
+                tg.start_soon(
+                    self._supervise,
+                    count_written,
+                    None,
+                    to_count,
+                    self._jobs_done,
+                    self._slots,
+                    fetcher,
+                )
                 services_scope = anyio.CancelScope()
-                await tg.start(self._run_services, services_scope, worker_id)
+                await tg.start(self._run_services, services_scope, worker_id, fetcher)
                 task_status.started(self)
                 try:
                     async with outcomes, anyio.create_task_group() as jobs:
@@ -313,32 +320,9 @@ class Worker:
                     completer_scope.deadline = (
                         anyio.current_time() + FINAL_FLUSH_TIMEOUT_SECONDS
                     )
-            if completer.pending:
-                logger.error(
-                    "%d job outcome(s) could not be written; stalled-job recovery will "
-                    "bring those jobs back",
-                    len(completer.pending),
-                    extra={
-                        "action": "completer_lost",
-                        "jobs": [o.job_id for o in completer.pending],
-                        **log_extra,
-                    },
-                )
+            completer.report_unwritten(log_extra)
         finally:
-            with anyio.move_on_after(UNREGISTER_TIMEOUT_SECONDS, shield=True):
-                try:
-                    await connector.worker_unregister(worker_id)
-                except ConnectorException as exc:
-                    logger.warning(
-                        "Could not unregister: %s",
-                        exc,
-                        extra={"action": "worker_unregister_error", **log_extra},
-                    )
-            logger.info(
-                "Worker %s stopped",
-                options.name,
-                extra={"action": "worker_stop", **log_extra},
-            )
+            await _unregister(connector, worker_id, log_extra)
 
     async def _supervise(
         self,
@@ -377,43 +361,15 @@ class Worker:
         self,
         scope: anyio.CancelScope,
         worker_id: int,
+        fetcher: Fetcher,
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         options = self.options
         connector = self.app.connector
-        services: list[Callable[..., Any]] = [
-            Heartbeat(
-                connector,
-                worker_id=worker_id,
-                name=options.name,
-                queues=options.queues,
-                interval=options.update_heartbeat_interval,
-            ).run,
-            AbortPoller(
-                connector, self._slots, interval=options.abort_job_polling_interval
-            ).run,
-            Rescuer(
-                connector,
-                self.app,
-                stalled_worker_timeout=options.stalled_worker_timeout,
-                interval=min(
-                    options.update_heartbeat_interval,
-                    options.fetch_job_polling_interval,
-                ),
-                clock=self._clock,
-            ).run,
-            PeriodicDeferrer(
-                connector,
-                self.app.periodic_tasks,
-                max_delay=float(
-                    self.app.periodic_defaults.get(
-                        "max_delay", DEFAULT_MAX_DELAY_SECONDS
-                    )
-                ),
-                clock=self._clock,
-            ).run,
-        ]
+        services = make_services(
+            self.app, self._slots, options, worker_id=worker_id, clock=self._clock
+        )
         with scope:
             async with anyio.create_task_group() as tg:
                 for service in services:
@@ -423,42 +379,17 @@ class Worker:
                         NOTIFICATION_BUFFER
                     )
                     self._listener = Listener(connector, heard)
-                    tg.start_soon(self._supervise, self._route, None, to_route)
+                    tg.start_soon(
+                        self._supervise,
+                        route_notifications,
+                        None,
+                        to_route,
+                        self._slots,
+                        fetcher,
+                        options.queues,
+                    )
                     await tg.start(self._supervise_started, self._listener.run)
                 task_status.started()
-
-    async def _route(
-        self, notifications: MemoryObjectReceiveStream[Notification]
-    ) -> None:
-        """New jobs of our queues wake the fetcher; abort requests stop jobs."""
-        queues = self.options.queues
-        async with notifications:
-            async for notification in notifications:
-                if notification.kind == "abort":
-                    self._slots.stop(notification.job_id or 0, StopReason.ABORT)
-                elif (
-                    notification.kind == "defer"
-                    and self._fetcher is not None
-                    and (
-                        notification.queues is None
-                        or queues is None
-                        or any(queue in queues for queue in notification.queues)
-                    )
-                ):
-                    self._fetcher.wake()
-
-    async def _count_written(
-        self, written: MemoryObjectReceiveStream[Sequence[JobOutcome]]
-    ) -> None:
-        async with written:
-            async for batch in written:
-                for outcome in batch:
-                    self._jobs_done[outcome.status.value] += 1
-                self._slots.signal_changed()  # a one-shot worker waits for them
-                if self._fetcher is not None and any(
-                    outcome.status is Status.TODO for outcome in batch
-                ):
-                    self._fetcher.wake()  # a retry is due later: when?
 
     async def _run_jobs(
         self,
@@ -484,17 +415,32 @@ class Worker:
 
     async def _wait_running_jobs(self) -> None:
         """After fetching stopped: give running jobs the graceful timeout, then
-        cancel them; return when they have all ended."""
-        slots = self._slots
-        slots.wake_on_every_end()
-        timeout = 0.0 if self._stop_now else self.options.shutdown_graceful_timeout
-        if len(slots):
+        cancel them (the jobs' task group waits for them to end)."""
+        if len(self._slots):
             logger.info(
                 "Waiting for %d running job(s)",
-                len(slots),
+                len(self._slots),
                 extra={"action": "worker_wait_jobs", "worker": self.options.name},
             )
-        with anyio.move_on_after(timeout):
-            while len(slots) and not self._stop_now:
-                await slots.wait_changed()
-        slots.stop_all(StopReason.SHUTDOWN)
+        timeout = 0.0 if self._stop_now else self.options.shutdown_graceful_timeout
+        await self._slots.drain(timeout)
+
+
+async def _unregister(
+    connector: AsyncConnector, worker_id: int, log_extra: Mapping[str, Any]
+) -> None:
+    """Remove the worker's row, bounded and shielded: the worker is stopping."""
+    with anyio.move_on_after(UNREGISTER_TIMEOUT_SECONDS, shield=True):
+        try:
+            await connector.worker_unregister(worker_id)
+        except ConnectorException as exc:
+            logger.warning(
+                "Could not unregister: %s",
+                exc,
+                extra={"action": "worker_unregister_error", **log_extra},
+            )
+    logger.info(
+        "Worker %s stopped",
+        log_extra["worker"],
+        extra={"action": "worker_stop", **log_extra},
+    )

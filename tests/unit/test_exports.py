@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import pkgutil
 
@@ -72,10 +71,3 @@ def test_no_public_submodules() -> None:
 
     assert names
     assert {name for name in names if not name.startswith("_")} == PUBLIC_SUBPACKAGES
-
-
-def test_private_modules_import() -> None:
-    """Every implementation module imports on its own (no import cycles)."""
-    for module in pkgutil.iter_modules(procrastinate_anyio.__path__):
-        if module.name != "__main__":
-            importlib.import_module(f"procrastinate_anyio.{module.name}")

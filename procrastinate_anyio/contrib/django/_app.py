@@ -13,6 +13,8 @@ from django import db
 
 from procrastinate_anyio import App, TaskNotFound
 
+from ._settings import Settings, read_settings, settings_error
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -138,3 +140,26 @@ class DjangoApp(App):
         worker_app._for_worker = True
         worker_app._worker_tasks = {}
         await App.run_worker(worker_app, task_status=task_status, **options)
+
+
+def configure(app: DjangoApp) -> Settings:
+    """Apply the settings to ``app`` (its database alias, import paths and
+    defaults) and import ``import_paths``.
+
+    Raises:
+        ImproperlyConfigured: a setting is wrong or an import path does not
+            import.
+    """
+    from procrastinate_anyio import LoadFromPathError
+
+    settings = read_settings()
+    app.connector.alias = settings.database_alias
+    app.connector.sync_connector.alias = settings.database_alias
+    app.import_paths = list(settings.import_paths)
+    app.worker_defaults = dict(settings.worker_defaults)
+    app.periodic_defaults = dict(settings.periodic_defaults)
+    try:
+        app.perform_import_paths()
+    except LoadFromPathError as exc:
+        raise settings_error("IMPORT_PATHS", str(exc)) from exc
+    return settings

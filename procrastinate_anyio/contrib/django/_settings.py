@@ -14,7 +14,6 @@ from django.utils.module_loading import import_string
 if TYPE_CHECKING:
     from procrastinate_anyio import App
 
-    from ._app import DjangoApp
 
 PREFIX: Final = "PROCRASTINATE_ANYIO_"
 
@@ -46,7 +45,7 @@ def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, PREFIX + name, default)
 
 
-def _fail(name: str, problem: str) -> ImproperlyConfigured:
+def settings_error(name: str, problem: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{PREFIX}{name}: {problem}")
 
 
@@ -60,28 +59,34 @@ def read_settings() -> Settings:
     defaults = Settings()
     module_name = _get("AUTODISCOVER_MODULE_NAME", defaults.autodiscover_module_name)
     if module_name is not None and not isinstance(module_name, str):
-        raise _fail("AUTODISCOVER_MODULE_NAME", f"expected a str, not {module_name!r}")
+        raise settings_error(
+            "AUTODISCOVER_MODULE_NAME", f"expected a str, not {module_name!r}"
+        )
     import_paths = _get("IMPORT_PATHS", ())
     if isinstance(import_paths, str) or not all(
         isinstance(path, str) for path in import_paths
     ):
-        raise _fail("IMPORT_PATHS", f"expected a list of str, not {import_paths!r}")
+        raise settings_error(
+            "IMPORT_PATHS", f"expected a list of str, not {import_paths!r}"
+        )
     alias = _get("DATABASE_ALIAS", defaults.database_alias)
     check_database(alias)
     mappings = {}
     for name in ("WORKER_DEFAULTS", "PERIODIC_DEFAULTS"):
         value = _get(name, None) or {}
         if not isinstance(value, Mapping):
-            raise _fail(name, f"expected a dict, not {value!r}")
+            raise settings_error(name, f"expected a dict, not {value!r}")
         mappings[name] = dict(value)
     hook = _get("ON_APP_READY", None)
     if isinstance(hook, str):
         try:
             hook = import_string(hook)
         except ImportError as exc:
-            raise _fail("ON_APP_READY", f"cannot import {hook!r}: {exc}") from exc
+            raise settings_error(
+                "ON_APP_READY", f"cannot import {hook!r}: {exc}"
+            ) from exc
     if hook is not None and not callable(hook):
-        raise _fail("ON_APP_READY", f"expected a callable, not {hook!r}")
+        raise settings_error("ON_APP_READY", f"expected a callable, not {hook!r}")
     return Settings(
         autodiscover_module_name=module_name or None,
         import_paths=tuple(import_paths),
@@ -101,7 +106,7 @@ def check_database(alias: str) -> None:
     databases: Mapping[str, Mapping[str, Any]] = django_settings.DATABASES
     if alias not in databases:
         known = ", ".join(sorted(databases)) or "none"
-        raise _fail(
+        raise settings_error(
             "DATABASE_ALIAS",
             f"{alias!r} is not in DATABASES (known aliases: {known})",
         )
@@ -109,31 +114,8 @@ def check_database(alias: str) -> None:
     from django.db import connections
 
     if connections[alias].vendor != "postgresql":
-        raise _fail(
+        raise settings_error(
             "DATABASE_ALIAS",
             f"the database {alias!r} uses {engine!r}; procrastinate_anyio needs "
             "PostgreSQL (django.db.backends.postgresql)",
         )
-
-
-def configure(app: DjangoApp) -> Settings:
-    """Apply the settings to ``app`` (its database alias, import paths and
-    defaults) and import ``import_paths``.
-
-    Raises:
-        ImproperlyConfigured: a setting is wrong or an import path does not
-            import.
-    """
-    from procrastinate_anyio import LoadFromPathError
-
-    settings = read_settings()
-    app.connector.alias = settings.database_alias
-    app.connector.sync_connector.alias = settings.database_alias
-    app.import_paths = list(settings.import_paths)
-    app.worker_defaults = dict(settings.worker_defaults)
-    app.periodic_defaults = dict(settings.periodic_defaults)
-    try:
-        app.perform_import_paths()
-    except LoadFromPathError as exc:
-        raise _fail("IMPORT_PATHS", str(exc)) from exc
-    return settings

@@ -14,6 +14,7 @@ import inspect
 import threading
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.tasks import TaskContext, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -27,9 +28,8 @@ from django.utils.module_loading import import_string
 from procrastinate_anyio import Status
 
 if TYPE_CHECKING:
-    from procrastinate_anyio import Job, JobContext, Task
+    from procrastinate_anyio import App, Job, JobContext, Task
 
-    from ._app import DjangoApp
 
 _STATUSES = {
     Status.TODO: TaskResultStatus.READY,
@@ -43,9 +43,11 @@ _MAX_NAME_LENGTH = 255
 _registering = threading.Lock()
 
 
-def _app() -> DjangoApp:
-    from . import app
-
+def _app() -> App:
+    """The project's App, kept by the Django app config once Django is ready
+    (not imported from the package: the package imports this module)."""
+    config = apps.get_app_config("procrastinate_anyio")
+    app: App = config.app  # set in ready()
     return app
 
 
@@ -138,7 +140,7 @@ def _django_task(path: str) -> DjangoTask | None:
     return task
 
 
-def resolve(app: DjangoApp, name: str) -> Task[Any, Any] | None:
+def resolve(app: App, name: str) -> Task[Any, Any] | None:
     """The job task of the Django task named ``name``, registered on first
     use; None when ``name`` is not a Django task of this backend. Used by
     workers for jobs deferred elsewhere."""
@@ -146,7 +148,7 @@ def resolve(app: DjangoApp, name: str) -> Task[Any, Any] | None:
     return None if task is None else register(app, task)
 
 
-def register(app: DjangoApp, task: DjangoTask) -> Task[Any, Any]:
+def register(app: App, task: DjangoTask) -> Task[Any, Any]:
     """The job task that runs ``task``, registered once per path."""
     path = task.module_path
     with _registering:

@@ -23,8 +23,9 @@ class ProcrastinateAnyioConfig(AppConfig):
                 ``PROCRASTINATE_ANYIO_IMPORT_PATHS`` does not import.
         """
         from . import app
-        from ._settings import configure
+        from ._app import configure
 
+        self.app = app
         settings = configure(app)
         if settings.autodiscover_module_name:
             autodiscover_modules(settings.autodiscover_module_name)
