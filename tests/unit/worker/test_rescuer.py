@@ -27,7 +27,7 @@ from procrastinate_anyio.connectors import FetchParams
 from procrastinate_anyio.worker._rescuer import Rescuer, rescue_outcome
 from tests.support import mock_clock
 
-from .conftest import NOW
+from ..conftest import NOW
 
 SILENCE = datetime.timedelta(seconds=60)
 

@@ -1,0 +1,155 @@
+"""Tests of the worker's slots: counts, reservations, stops and the change
+events that wake the claimers."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import pytest
+
+from procrastinate_anyio import Job, Status
+from procrastinate_anyio._context import AbortSignal, StopReason
+from procrastinate_anyio.worker._slots import RunningJob, Slots, SlotsStatistics
+from tests.support import HANG_GUARD_SECONDS, mock_clock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.anyio
+
+
+def running(job_id: int) -> RunningJob:
+    job = Job(id=job_id, queue="q", task_name="t", status=Status.DOING)
+    return RunningJob(job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal())
+
+
+class TestCounts:
+    async def test_reservations_and_jobs_take_slots(self) -> None:
+        """free() counts running jobs and reservations; statistics() agrees."""
+        slots = Slots(4, refill_threshold=2)
+        slots.reserve(2)
+        slots.add(running(1))
+
+        assert slots.free() == 1
+        assert slots.statistics() == SlotsStatistics(
+            total=4, running=1, reserved=2, free=1
+        )
+        slots.unreserve(2, used=2)
+        slots.remove(1)
+        assert (slots.free(), len(slots), slots.job_ids()) == (4, 0, [])
+
+    @pytest.mark.parametrize(
+        ("total", "threshold"),
+        [pytest.param(0, 1, id="total"), pytest.param(1, 0, id="threshold")],
+    )
+    def test_bad_sizes(self, total: int, threshold: int) -> None:
+        """Sizes below one are refused."""
+        with pytest.raises(ValueError, match="at least 1"):
+            Slots(total, refill_threshold=threshold)
+
+
+async def woken_by(slots: Slots, action: Callable[[], object]) -> bool:
+    """Whether ``action`` wakes a task waiting for a change."""
+    woken = anyio.Event()
+
+    async def wait(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await slots.wait_changed()
+        woken.set()
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(wait)
+        action()
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    return woken.is_set()
+
+
+class TestChanges:
+    async def test_a_job_end_is_a_change_only_past_the_threshold(self) -> None:
+        """A job's end wakes the claimers once half a batch is free, or when
+        the last job ends, not on every end."""
+        slots = Slots(4, refill_threshold=2)
+        for job_id in (1, 2, 3, 4):
+            slots.add(running(job_id))
+
+        ends = [
+            await woken_by(slots, functools.partial(slots.remove, job_id))
+            for job_id in (1, 2, 3, 4)
+        ]
+
+        assert ends == [False, True, True, True]
+
+    async def test_every_end_counts_once_stopping(self) -> None:
+        """After wake_on_every_end (a shutdown), each job's end is a change."""
+        slots = Slots(4, refill_threshold=4)
+        for job_id in (1, 2):
+            slots.add(running(job_id))
+        slots.wake_on_every_end()
+
+        assert await woken_by(slots, functools.partial(slots.remove, 1))
+
+    async def test_a_short_claim_is_a_change(self) -> None:
+        """Slots a claim reserved and did not use wake the other claimer."""
+        slots = Slots(4, refill_threshold=2)
+        woken = []
+        for used in (4, 1):
+            slots.reserve(4)
+            woken.append(
+                await woken_by(slots, functools.partial(slots.unreserve, 4, used=used))
+            )
+
+        assert woken == [False, True]
+
+
+class TestStops:
+    async def test_stop_one(self) -> None:
+        """stop() cancels that job's scope with its reason; unknown ids: False."""
+        slots = Slots(2, refill_threshold=1)
+        job = running(1)
+        slots.add(job)
+
+        assert slots.stop(1, StopReason.ABORT)
+        assert not slots.stop(2, StopReason.ABORT)
+        assert (job.scope.cancel_called, job.stop_reason) == (True, StopReason.ABORT)
+
+    async def test_stop_all_stops_later_jobs_too(self) -> None:
+        """After stop_all, a job claimed meanwhile is stopped as it arrives."""
+        slots = Slots(2, refill_threshold=1)
+        first, late = running(1), running(2)
+        slots.add(first)
+        slots.stop_all(StopReason.SHUTDOWN)
+        slots.add(late)
+
+        assert [first.stop_reason, late.stop_reason] == [StopReason.SHUTDOWN] * 2
+
+    @mock_clock()
+    async def test_drain_waits_then_stops(self) -> None:
+        """drain() lets jobs end within the grace period, then stops the rest."""
+        slots = Slots(2, refill_threshold=1)
+        quick, slow = running(1), running(2)
+        slots.add(quick)
+        slots.add(slow)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slots.drain, 30)
+            await anyio.sleep(10)
+            slots.remove(1)  # the quick job ends within the grace period
+            await anyio.sleep(10)
+            assert slow.stop_reason is None
+        assert anyio.current_time() == pytest.approx(30)
+        assert (quick.stop_reason, slow.stop_reason) == (None, StopReason.SHUTDOWN)
+
+    async def test_drain_ends_when_the_last_job_ends(self) -> None:
+        """drain() returns as soon as no job runs."""
+        slots = Slots(2, refill_threshold=2)
+        job = running(1)
+        slots.add(job)
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slots.drain, None)
+                await anyio.wait_all_tasks_blocked()
+                slots.remove(1)
+        assert job.stop_reason is None
