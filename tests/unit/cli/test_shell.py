@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 shell_app = App(connector=InMemoryConnector())
-"""The app the CLI loads: ``--app tests.unit.test_shell.shell_app``."""
+"""The app the CLI loads: ``--app tests.unit.cli.test_shell.shell_app``."""
 
 
 @shell_app.task(name="mail", queue="emails", lock="inbox")
@@ -223,7 +223,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     def run_cli(*args: str, stdin: str = "", code: int = 0) -> str:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         with pytest.raises(SystemExit) as exit_info:
-            _main.main(["--app", "tests.unit.test_shell.shell_app", "shell", *args])
+            _main.main(["--app", "tests.unit.cli.test_shell.shell_app", "shell", *args])
         assert exit_info.value.code == code
         return capsys.readouterr().out
 
