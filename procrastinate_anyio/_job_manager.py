@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
+from ._exceptions import AppNotOpen, JobNotFound
 from ._job import Job, JobToDefer, Status
+from ._notifications import NotificationHub
 from ._validation import check_name, check_priority
 from .connectors._types import (
     CancelParams,
@@ -24,8 +25,6 @@ from .connectors._types import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from anyio.abc import TaskStatus
 
     from .connectors._protocols import AsyncConnector, SyncConnector
 
@@ -60,6 +59,8 @@ class JobManager:
     def __init__(self, connector: AsyncConnector, sync_slot: SyncConnectorSlot) -> None:
         self.connector = connector
         self._sync_slot = sync_slot
+        self.notifications = NotificationHub(connector)
+        """The app's one LISTEN connection, shared by its worker and waiters."""
 
     @property
     def sync_connector(self) -> SyncConnector:
@@ -303,12 +304,17 @@ class JobManager:
         """Wait until the job is finished (succeeded, failed, cancelled or
         aborted) and return it, with its ``result`` or ``error``.
 
-        Woken by the notification that the worker's completer sends; polls
-        every second as a fallback (if the notification connection fails).
+        Woken by the notification that the worker's completer sends, heard on
+        the app's one shared LISTEN connection (:attr:`notifications`: a
+        worker of the app, or one of the waiters, holds it; any number of
+        concurrent waiters share it); polls every second as a fallback.
 
         Raises:
             JobNotFound: no such job (or it was deleted).
             TimeoutError: ``timeout`` seconds passed first.
+
+        Cancellation: the waiter's registration (in the database and in the
+        hub) is removed, shielded.
         """
         finished = anyio.Event()
 
@@ -318,23 +324,15 @@ class JobManager:
             ):
                 finished.set()
 
-        async def listen(
-            *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-        ) -> None:
-            try:
-                await self.connector.listen(on_notification, task_status=task_status)
-            except ConnectorException as exc:
-                logger.warning(
-                    "Cannot listen for finished jobs, polling instead: %s",
-                    exc,
-                    extra={"action": "wait_for_job_listen_error", "job_id": job_id},
-                )
-                task_status.started()
-
         job: Job | None = None
-        with anyio.fail_after(timeout):
+        with (
+            anyio.fail_after(timeout),
+            self.notifications.subscribe(on_notification, on_listening=finished.set),
+        ):
             async with anyio.create_task_group() as tg:
-                await tg.start(listen)
+                # Hosts the hub if nobody does (and takes over when its host
+                # leaves); otherwise just waits: one connection for all.
+                await tg.start(self.notifications.run)
                 # Registered, the completer notifies when this job finishes.
                 waiter_id = await self.connector.job_wait_begin(job_id)
                 try:

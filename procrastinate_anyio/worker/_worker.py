@@ -56,7 +56,7 @@ from .._job import Status
 from ..connectors._types import JobOutcome, Notification
 from ._completer import Completer
 from ._fetcher import Fetcher
-from ._listener import Listener
+from ._listener import listen
 from ._options import WorkerOptions
 from ._runner import SlotRunner
 from ._services import count_written, make_services, route_notifications
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from .._context import AppLike
+    from .._notifications import NotificationHub
     from ..connectors._protocols import AsyncConnector
 
 if sys.version_info < (3, 11):
@@ -133,7 +134,7 @@ class Worker:
             ),
         )
         self._fetcher: Fetcher | None = None
-        self._listener: Listener | None = None
+        self._hub: NotificationHub | None = None
         self._stop_requested = False
         self._stop_now = False
         self._errors: list[BaseException] = []
@@ -174,7 +175,7 @@ class Worker:
             last_fetch_at=None
             if self._fetcher is None
             else self._fetcher.last_fetch_at,
-            listening=self._listener is not None and self._listener.connected,
+            listening=self._hub is not None and self._hub.listening,
             stopping=self._stop_requested,
         )
 
@@ -366,7 +367,6 @@ class Worker:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         options = self.options
-        connector = self.app.connector
         services = make_services(
             self.app, self._slots, options, worker_id=worker_id, clock=self._clock
         )
@@ -378,7 +378,7 @@ class Worker:
                     heard, to_route = anyio.create_memory_object_stream[Notification](
                         NOTIFICATION_BUFFER
                     )
-                    self._listener = Listener(connector, heard)
+                    self._hub = self.app.job_manager.notifications
                     tg.start_soon(
                         self._supervise,
                         route_notifications,
@@ -388,7 +388,10 @@ class Worker:
                         fetcher,
                         options.queues,
                     )
-                    await tg.start(self._supervise_started, self._listener.run)
+                    await tg.start(
+                        self._supervise_started,
+                        functools.partial(listen, self._hub, heard),
+                    )
                 task_status.started()
 
     async def _run_jobs(

@@ -1,10 +1,12 @@
-"""Tests of the listener: notifications forwarded, reconnection with backoff.
+"""Tests of the worker's listener on the app's notification hub:
+notifications forwarded, reconnection with backoff.
 
 The backoff runs under Trio's MockClock; the rest on both backends.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, cast
 
@@ -12,13 +14,13 @@ import anyio
 import pytest
 
 from procrastinate_anyio import ConnectorException, InMemoryConnector
-from procrastinate_anyio.connectors import AsyncConnector, Notification
-from procrastinate_anyio.worker._listener import (
-    MISSED_JOBS,
+from procrastinate_anyio._notifications import (
     RECONNECT_BACKOFF_MAX_SECONDS,
     RECONNECT_BACKOFF_START_SECONDS,
-    Listener,
+    NotificationHub,
 )
+from procrastinate_anyio.connectors import AsyncConnector, Notification
+from procrastinate_anyio.worker._listener import MISSED_JOBS, listen
 from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 pytestmark = pytest.mark.anyio
@@ -64,11 +66,12 @@ async def test_forwards_notifications():
     forwards every notification; the stream closes when it stops."""
     connector = InMemoryConnector()
     send, receive = heard()
-    listener = Listener(connector, send)
+    hub = NotificationHub(connector)
+    listener = functools.partial(listen, hub, send)
     with receive, anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
-            await tg.start(listener.run)
-            assert listener.connected
+            await tg.start(listener)
+            assert hub.listening
             connector.store.notify(Notification(kind="abort", job_id=3))
             tg.cancel_scope.cancel()
         received = [notification async for notification in receive]
@@ -80,10 +83,11 @@ async def test_full_stream_drops_notifications():
     (polling delivers the same news later)."""
     connector = InMemoryConnector()
     send, receive = anyio.create_memory_object_stream[Notification](1)
-    listener = Listener(connector, send)
+    hub = NotificationHub(connector)
+    listener = functools.partial(listen, hub, send)
     with receive, anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
-            await tg.start(listener.run)
+            await tg.start(listener)
             connector.store.notify(Notification(kind="abort", job_id=3))
             tg.cancel_scope.cancel()
         received = [notification async for notification in receive]
@@ -94,11 +98,12 @@ async def test_starts_even_when_the_first_attempt_fails():
     """run() reports started after a failed first attempt (polling covers it)."""
     connector = ScriptedConnector("fail", "listen")
     send, receive = heard()
-    listener = Listener(cast("AsyncConnector", connector), send)
+    hub = NotificationHub(cast("AsyncConnector", connector))
+    listener = functools.partial(listen, hub, send)
     with receive, anyio.fail_after(HANG_GUARD_SECONDS):
         async with anyio.create_task_group() as tg:
-            await tg.start(listener.run)
-            assert not listener.connected
+            await tg.start(listener)
+            assert not hub.listening
             tg.cancel_scope.cancel()
 
 
@@ -108,10 +113,11 @@ async def test_reconnects_with_exponential_backoff():
     connector = ScriptedConnector(*["fail"] * 10, "listen")
     listening = anyio.Event()
     send, receive = heard()
-    listener = Listener(cast("AsyncConnector", connector), send)
+    hub = NotificationHub(cast("AsyncConnector", connector))
+    listener = functools.partial(listen, hub, send)
     async with anyio.create_task_group() as tg:
         tg.start_soon(on_listening, receive, listening.set)
-        tg.start_soon(listener.run)
+        tg.start_soon(listener)
         await listening.wait()
         tg.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(connector.calls)]
@@ -119,7 +125,7 @@ async def test_reconnects_with_exponential_backoff():
     expected = [min(gap, RECONNECT_BACKOFF_MAX_SECONDS) for gap in expected]
     assert gaps == pytest.approx(expected)
     assert expected[-1] == RECONNECT_BACKOFF_MAX_SECONDS
-    assert listener.reconnections == 10
+    assert hub.reconnections == 10
 
 
 @mock_clock()
@@ -138,12 +144,13 @@ async def test_backoff_resets_after_listening():
             relistened.set()
 
     send, receive = heard()
-    listener = Listener(cast("AsyncConnector", connector), send)
+    hub = NotificationHub(cast("AsyncConnector", connector))
+    listener = functools.partial(listen, hub, send)
     async with anyio.create_task_group() as tg:
         tg.start_soon(on_listening, receive, listening)
-        tg.start_soon(listener.run)
+        tg.start_soon(listener)
         await relistened.wait()
-        assert listener.connected
+        assert hub.listening
         tg.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(connector.calls)]
     assert gaps == pytest.approx([0.1, 0.2, 0.1, 0.2])
@@ -157,10 +164,11 @@ async def test_unexpected_errors_propagate():
             raise RuntimeError("bug")
 
     send, receive = heard()
-    listener = Listener(cast("AsyncConnector", Broken()), send)
+    hub = NotificationHub(cast("AsyncConnector", Broken()))
+    listener = functools.partial(listen, hub, send)
     with (
         receive,
         anyio.fail_after(HANG_GUARD_SECONDS),
         pytest.raises(RuntimeError, match="bug"),
     ):
-        await listener.run()
+        await listener()
