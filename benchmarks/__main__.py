@@ -114,7 +114,7 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
 def run_all(ctx: ours.Context) -> list[Measurement]:
     """Scenario by scenario: ours on each backend, then each peer, so that
     drifting machine load hits every library alike."""
-    from . import cost, defer, drain, latency, sustained, sync_drain
+    from . import cost, defer, drain, latency, sustained, sync_drain, waiters
 
     modules = {
         "defer": defer,
@@ -123,6 +123,7 @@ def run_all(ctx: ours.Context) -> list[Measurement]:
         "latency": latency,
         "sync": sync_drain,
         "cost": cost,
+        "waiters": waiters,
     }
     peers: list[Any] = []
     for name in ctx.settings.peers:

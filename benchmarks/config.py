@@ -9,7 +9,15 @@ BACKENDS: Final = ("asyncio", "trio", "uvloop")
 """Runtimes for procrastinate_anyio: anyio's asyncio backend on the standard
 event loop, Trio, and (on request only) asyncio on uvloop."""
 
-SCENARIOS: Final = ("defer", "drain", "sustained", "latency", "sync", "cost")
+SCENARIOS: Final = (
+    "defer",
+    "drain",
+    "sustained",
+    "latency",
+    "sync",
+    "cost",
+    "waiters",
+)
 PEERS: Final = ("procrastinate", "pgqueuer")
 
 
@@ -33,6 +41,8 @@ class Sizes:
     """Pause after each latency sample, so the worker is idle again."""
     cost_jobs: int = 10_000
     warmup_jobs: int = 1_000
+    waiters: int = 200
+    """Concurrent ``wait_for_job`` waiters (a web application under load)."""
 
 
 SMOKE: Final = Sizes(
@@ -46,6 +56,7 @@ SMOKE: Final = Sizes(
     latency_samples=30,
     cost_jobs=200,
     warmup_jobs=50,
+    waiters=20,
 )
 
 

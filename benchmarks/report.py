@@ -52,6 +52,10 @@ def result_text(m: Measurement) -> str:
             f"{'n/a' if statements is None else f'{statements:.3g}'} stmt/job"
         )
     text = f"{m.rate or 0:,.0f} jobs/s"
+    if m.scenario == "waiters":
+        text += f" · {e['connections_max']} connections at most"
+        if e.get("refused"):
+            text += f" · {e['refused']} refused"
     if m.scenario == "sustained":
         text = f"in {e['in_rate']:,.0f}/s · done {text} · {e['verdict']}"
     if "spread" in e:
@@ -140,6 +144,15 @@ ROWS: Final = (
     Row("latency p99 (ms)", "latency", None, _extra("p99_ms"), False, ".2f"),
     Row("latency max (ms)", "latency", None, _extra("max_ms"), False, ".2f"),
     Row("sync drain (jobs/s)", "drain-sync", "best", _rate, True, ",.0f"),
+    Row("waiters, concurrent (waits/s)", "waiters", None, _rate, True, ",.0f"),
+    Row(
+        "waiters: most connections",
+        "waiters",
+        None,
+        _extra("connections_max"),
+        False,
+        ",.0f",
+    ),
     Row(
         "WAL per job, defer (B)",
         "cost-defer",
