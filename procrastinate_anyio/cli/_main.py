@@ -52,10 +52,11 @@ def _version_text() -> str:
     )
 
 
-def make_parser() -> argparse.ArgumentParser:
-    """The argument parser of the whole CLI."""
+def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser of the whole CLI; ``prog`` names it in usage lines
+    (``manage.py procrastinate_anyio`` under Django)."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Operate a procrastinate_anyio task queue."
+        prog=prog, description="Operate a procrastinate_anyio task queue."
     )
     app_help = f"dotted path to the App, like myproject.tasks.app [env: {APP_ENV_VAR}]"
     parser.add_argument("-a", "--app", help=app_help)
@@ -113,18 +114,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> None:
     """Run the CLI.
 
     Args:
         argv: the arguments, without the program name (default: ``sys.argv[1:]``).
+        prog: the program's name in usage and help lines.
 
     Raises:
         SystemExit: always, with the exit code: 0 success, 1 an error the
             operator can fix or a failed health check, 2 a usage error,
             130 interrupted.
     """
-    args = make_parser().parse_args(argv)
+    args = make_parser(prog).parse_args(argv)
     configure_logging(args.verbose)
     try:
         code: int = args.func(args)

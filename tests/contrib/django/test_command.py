@@ -59,6 +59,7 @@ def test_command_line_matches_the_cli(django_db: str) -> None:
     assert "up to date" in health.stdout
     assert usage.returncode == 2
     assert "--concurrency" in usage.stderr
+    assert usage.stderr.startswith("usage: python -m django procrastinate_anyio")
 
 
 def test_cli_error_exits_1(django_db: str) -> None:

@@ -8,6 +8,7 @@ output and exit codes are the CLI's (``--app`` defaults to the Django app).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -18,10 +19,10 @@ from procrastinate_anyio.contrib.django._core import cli_main
 APP_PATH = "procrastinate_anyio.contrib.django.app"
 
 
-def run_cli(arguments: list[str]) -> int:
+def run_cli(arguments: list[str], prog: str = "manage.py procrastinate_anyio") -> int:
     """Run the CLI on the Django app; returns its exit code."""
     try:
-        cli_main(["--app", APP_PATH, *arguments])
+        cli_main(["--app", APP_PATH, *arguments], prog=prog)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
@@ -41,7 +42,10 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv: list[str]) -> None:
         # Everything after the command's name is the CLI's, --help included.
-        raise SystemExit(run_cli(argv[2:]))
+        program = os.path.basename(argv[0])
+        if program == "__main__.py":  # as Django names itself
+            program = "python -m django"
+        raise SystemExit(run_cli(argv[2:], prog=f"{program} {argv[1]}"))
 
     def handle(self, *args: Any, **options: Any) -> None:
         """``call_command("procrastinate_anyio", "worker", ...)``.
