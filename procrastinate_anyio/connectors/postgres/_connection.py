@@ -63,6 +63,8 @@ from psycopg.conninfo import make_conninfo, timeout_from_conninfo
 from psycopg.rows import DictRow, Row, dict_row
 from psycopg.waiting import Ready, Wait
 
+from ..._backoff import Backoff
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from types import TracebackType
@@ -364,7 +366,7 @@ class AnyioConnection(psycopg.AsyncConnection[Row]):
         has read the query (a task cancelled right after sending it), so the
         request is repeated, with backoff, until the result arrives.
         """
-        retry_seconds = CANCEL_RETRY_FIRST_SECONDS
+        backoff = Backoff(CANCEL_RETRY_FIRST_SECONDS, CANCEL_RETRY_MAX_SECONDS)
         with anyio.CancelScope(shield=True):
             try:
                 with anyio.fail_after(CANCEL_TIMEOUT_SECONDS):
@@ -378,10 +380,9 @@ class AnyioConnection(psycopg.AsyncConnection[Row]):
                                 extra={"action": "pg_cancel_failed"},
                             )
                         # Safe to interrupt and resume: see _drive().
-                        with anyio.move_on_after(retry_seconds):
+                        with anyio.move_on_after(backoff.next()):
                             await _drive(gen, self.pgconn.socket)
                             return
-                        retry_seconds = min(2 * retry_seconds, CANCEL_RETRY_MAX_SECONDS)
             except e.QueryCanceled:
                 pass  # the expected outcome
             except BaseException as ex:
