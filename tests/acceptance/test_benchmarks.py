@@ -28,6 +28,7 @@ SCENARIOS = {
     "drain-sync",
     "sustained",
     "latency",
+    "waiters",
     "cost-defer",
     "cost-drain",
 }
