@@ -67,6 +67,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--jobs", type=int, help="jobs per drain (default 50,000)")
     add("--seconds", type=float, help="sustained scenario duration (default 10)")
     add("--samples", type=int, help="latency samples (default 1,000)")
+    add("--backlog", type=int, metavar="N",
+        help="todo jobs, and as many finished ones, in the table of the backlog "
+        "scenario (default 1,000,000)")  # fmt: skip
     add("--sweep", action="store_true",
         help="sweep concurrency x fetch batch size instead of the best setting")  # fmt: skip
     add("--repeat", type=int, default=1,
@@ -97,6 +100,8 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
         overrides["sustained_seconds"] = args.seconds
     if args.samples:
         overrides["latency_samples"] = args.samples
+    if args.backlog:
+        overrides["backlog"] = args.backlog
     return config.Settings(
         admin_dsn=args.dsn,
         db_prefix=args.db_prefix,
@@ -114,7 +119,17 @@ def settings_from(args: argparse.Namespace) -> config.Settings:
 def run_all(ctx: ours.Context) -> list[Measurement]:
     """Scenario by scenario: ours on each backend, then each peer, so that
     drifting machine load hits every library alike."""
-    from . import cost, defer, drain, latency, sustained, sync_drain, waiters
+    from . import (
+        backlog,
+        cost,
+        defer,
+        drain,
+        latency,
+        sleepy,
+        sustained,
+        sync_drain,
+        waiters,
+    )
 
     modules = {
         "defer": defer,
@@ -124,6 +139,8 @@ def run_all(ctx: ours.Context) -> list[Measurement]:
         "sync": sync_drain,
         "cost": cost,
         "waiters": waiters,
+        "backlog": backlog,
+        "sleepy": sleepy,
     }
     peers: list[Any] = []
     for name in ctx.settings.peers:

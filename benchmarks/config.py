@@ -17,6 +17,8 @@ SCENARIOS: Final = (
     "sync",
     "cost",
     "waiters",
+    "backlog",
+    "sleepy",
 )
 PEERS: Final = ("procrastinate", "pgqueuer")
 
@@ -43,6 +45,10 @@ class Sizes:
     warmup_jobs: int = 1_000
     waiters: int = 200
     """Concurrent ``wait_for_job`` waiters (a web application under load)."""
+    backlog: int = 1_000_000
+    """``todo`` jobs, and as many finished ones, in the table of the backlog drain."""
+    sleepy_jobs: int = 10_000
+    """Jobs of 1 ms per drain of the ``sleepy`` scenario."""
 
 
 SMOKE: Final = Sizes(
@@ -57,6 +63,8 @@ SMOKE: Final = Sizes(
     cost_jobs=200,
     warmup_jobs=50,
     waiters=20,
+    backlog=2_000,
+    sleepy_jobs=100,
 )
 
 

@@ -29,6 +29,7 @@ TABLES: Final = ("pa_jobs", "pa_workers", "pa_periodic_defers")
 NOOP: Final = "bench.noop"
 NOOP_SYNC: Final = "bench.noop_sync"
 PROBE: Final = "bench.probe"
+SLEEPY: Final = "bench.sleepy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,10 @@ class Bench:
         def noop_sync(i: int = 0) -> None:
             pass
 
+        @self.app.task(name=SLEEPY)
+        async def sleepy(i: int = 0) -> None:
+            await anyio.sleep(0.001)
+
         @self.app.task(name=PROBE)
         async def probe_task() -> None:
             probe.hit()
@@ -97,6 +102,7 @@ class Bench:
         self.noop = noop
         self.noop_sync = noop_sync
         self.probe_task = probe_task
+        self.sleepy = sleepy
 
     def reset(self) -> None:
         database.reset_tables(self.dsn, TABLES)

@@ -144,6 +144,34 @@ ROWS: Final = (
     Row("latency p99 (ms)", "latency", None, _extra("p99_ms"), False, ".2f"),
     Row("latency max (ms)", "latency", None, _extra("max_ms"), False, ".2f"),
     Row("sync drain (jobs/s)", "drain-sync", "best", _rate, True, ",.0f"),
+    Row(
+        "drain, 1 ms jobs, concurrency 16 (jobs/s)",
+        "sleepy-16",
+        None,
+        _rate,
+        True,
+        ",.0f",
+    ),
+    Row(
+        "drain, 1 ms jobs, concurrency 64 (jobs/s)",
+        "sleepy-64",
+        None,
+        _rate,
+        True,
+        ",.0f",
+    ),
+    Row(
+        "drain, best, small table (jobs/s)", "backlog-small", None, _rate, True, ",.0f"
+    ),
+    Row("drain, best, big backlog (jobs/s)", "backlog", None, _rate, True, ",.0f"),
+    Row(
+        "big backlog vs small table",
+        "backlog",
+        None,
+        _extra("vs_small_table"),
+        True,
+        ".2f",
+    ),
     Row("waiters, concurrent (waits/s)", "waiters", None, _rate, True, ",.0f"),
     Row(
         "waiters: most connections",

@@ -29,6 +29,10 @@ SCENARIOS = {
     "sustained",
     "latency",
     "waiters",
+    "backlog-small",
+    "backlog",
+    "sleepy-16",
+    "sleepy-64",
     "cost-defer",
     "cost-drain",
 }
