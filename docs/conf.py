@@ -42,6 +42,8 @@ nitpick_ignore_regex = [
         r"AdaptContext|AsyncCursor|AsyncRowFactory|AsyncTransaction|ConnParam"
         r"|DictRow|PQGen|Row|RV",
     ),
+    # Django, for the Django integration.
+    ("py:.*", r"(django\..*|ImproperlyConfigured)"),
     # Type variables of generic classes (Task[P, R]).
     ("py:.*", r"(procrastinate_anyio\._\w+\.)?[PR]"),
 ]
