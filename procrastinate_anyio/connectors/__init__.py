@@ -1,6 +1,7 @@
 """The driver seam: what the library needs from a storage backend.
 
-:class:`AsyncConnector` and :class:`SyncConnector` are the protocols; the
+:class:`~procrastinate_anyio.AsyncConnector` and
+:class:`~procrastinate_anyio.SyncConnector` are the protocols; the
 records below are what their operations take and return. The PostgreSQL
 implementations live in :mod:`procrastinate_anyio.connectors.postgres`, the
 in-memory one in :mod:`procrastinate_anyio.testing`.

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 @attrs.frozen(kw_only=True)
 class JobFilter:
-    """Which jobs :meth:`AsyncConnector.job_list` returns; None means "any"."""
+    """Which jobs :meth:`~procrastinate_anyio.AsyncConnector.job_list`
+    returns; None means "any"."""
 
     id: int | None = None
     queue: str | None = None

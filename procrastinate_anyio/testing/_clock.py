@@ -8,8 +8,9 @@ import datetime
 class FakeClock:
     """The time of day, under the test's control.
 
-    Give it to :class:`InMemoryConnector` (``InMemoryConnector(clock=clock)``:
-    which jobs are due, when heartbeats are old) and to the worker
+    Give it to :class:`~procrastinate_anyio.InMemoryConnector`
+    (``InMemoryConnector(clock=clock)``: which jobs are due, when heartbeats
+    are old) and to the worker
     (``app.run_worker(clock=clock)``: retry delays, scheduled-job wake-ups),
     then :meth:`advance` it. (``schedule_in`` at defer time counts from the
     real time: schedule with ``schedule_at`` in tests that move the clock.)

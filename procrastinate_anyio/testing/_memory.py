@@ -1,8 +1,9 @@
 """An in-memory connector, for users' unit tests and ours.
 
-:class:`InMemoryConnector` (async) and :class:`InMemorySyncConnector` (its
-sync view) are facades over one :class:`~._store.InMemoryStore`. One
-deliberate difference from PostgreSQL: it works without being opened first.
+:class:`~procrastinate_anyio.InMemoryConnector` (async) and
+:class:`InMemorySyncConnector` (its sync view) are facades over one
+:class:`~._store.InMemoryStore`. One deliberate difference from PostgreSQL:
+it works without being opened first.
 Every async method first yields to the event loop
 (``anyio.lowlevel.checkpoint()``) so it honours cancellation like real I/O
 (the shape of trio's ``MemoryListener`` and httpx's ``MockTransport``).
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 
 class InMemorySyncConnector:
-    """The sync view of an :class:`InMemoryConnector` (same jobs)."""
+    """The sync view of an :class:`~procrastinate_anyio.InMemoryConnector` (same jobs)."""
 
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store

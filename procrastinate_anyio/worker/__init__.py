@@ -1,6 +1,6 @@
 """The worker: one AnyIO task group that fetches jobs and runs them (see
-:mod:`._worker` for its tree). Each child of the task group has a module of
-its own here."""
+``worker/_worker.py`` for its tree). Each child of the task group has a
+module of its own here."""
 
 from __future__ import annotations
 

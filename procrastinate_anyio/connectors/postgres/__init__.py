@@ -1,11 +1,11 @@
 """The PostgreSQL connectors, on psycopg 3: the only package of the library
 that imports psycopg.
 
-- :class:`PsycopgConnector`: async code, on asyncio and Trio, over
-  :class:`ConnectionPool` of :class:`AnyioConnection` (psycopg's own async
-  connection does not run on Trio).
-- :class:`SyncPsycopgConnector`: code without an event loop, over
-  ``psycopg_pool``.
+- :class:`~procrastinate_anyio.PsycopgConnector`: async code, on asyncio
+  and Trio, over :class:`ConnectionPool` of :class:`AnyioConnection`
+  (psycopg's own async connection does not run on Trio).
+- :class:`~procrastinate_anyio.SyncPsycopgConnector`: code without an event
+  loop, over ``psycopg_pool``.
 
 Both drive the same operations (``_ops``: generators of named statements from
 ``sql/queries.sql``).

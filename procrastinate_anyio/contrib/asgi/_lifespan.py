@@ -157,7 +157,7 @@ def lifespan(
             fails at import, not at the first start.
 
     Returns:
-        A lifespan function: it takes the ASGI application (unused) and
+        A lifespan function, which takes the ASGI application (unused) and
         returns an async context manager.
 
     Raises:

@@ -1,6 +1,7 @@
 """Django integration: an installed app (label ``procrastinate_anyio``) with
-migrations, models and an admin, an :class:`App` on Django's database, the
-``manage.py procrastinate_anyio`` command and a ``django.tasks`` backend.
+migrations, models and an admin, an :class:`~procrastinate_anyio.App` on
+Django's database, the ``manage.py procrastinate_anyio`` command and a
+``django.tasks`` backend.
 
 Add ``"procrastinate_anyio.contrib.django"`` to ``INSTALLED_APPS``, then
 declare tasks in the ``tasks.py`` of your apps with

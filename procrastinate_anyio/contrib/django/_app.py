@@ -134,8 +134,8 @@ class DjangoApp(App):
         task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
-        """:meth:`App.run_worker`, running sync tasks with fresh Django
-        connections."""
+        """:meth:`~procrastinate_anyio.App.run_worker`, running sync tasks with
+        fresh Django connections."""
         worker_app = copy.copy(self)
         worker_app._for_worker = True
         worker_app._worker_tasks = {}
