@@ -167,7 +167,11 @@ class Blueprint:
                 raise TaskAlreadyRegistered(
                     f"Task {task.name!r} already has a schedule with periodic_id {periodic_id!r}"
                 )
-            self.periodic_tasks.append(periodic)
+            # Declared after the blueprint was added: its app runs it too.
+            blueprint: Blueprint | None = self
+            while blueprint is not None:
+                blueprint.periodic_tasks.append(periodic)
+                blueprint = blueprint._parent
             return task
 
         return decorate

@@ -99,12 +99,12 @@ def make_periodic_task(
     check_cron(cron)
     if not isinstance(periodic_id, str):
         raise TypeError(f"periodic_id must be a string, not {periodic_id!r}")
-    # configure() validates the options (raises on bad ones).
-    deferrer = task.configure(**configure_kwargs)
+    # The template validates the options (raises on bad ones).
+    template = task.job_template(**configure_kwargs)
     check = signature_checker(
         task.func, task_name=task.name, pass_context=task.pass_context
     )
-    check({**deferrer.template.task_kwargs, "timestamp": 0})
+    check({**template.task_kwargs, "timestamp": 0})
     return PeriodicTask(
         task=task,
         cron=cron,

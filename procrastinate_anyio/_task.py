@@ -138,7 +138,36 @@ class Task(Generic[P, R]):
             ValueError, TypeError: an option is invalid (a naive
                 ``schedule_at``, both ``schedule_at`` and ``schedule_in``...).
         """
-        template = self._template().evolve(
+        template = self.job_template(
+            lock=lock,
+            queueing_lock=queueing_lock,
+            task_kwargs=task_kwargs,
+            schedule_at=schedule_at,
+            schedule_in=schedule_in,
+            priority=priority,
+            queue=queue,
+        )
+        return JobDeferrer(self.blueprint.job_manager, template, connection=connection)
+
+    def job_template(
+        self,
+        *,
+        lock: str | None = _UNSET,
+        queueing_lock: str | None = _UNSET,
+        task_kwargs: Mapping[str, Any] | None = None,
+        schedule_at: datetime.datetime | None = None,
+        schedule_in: Mapping[str, float] | datetime.timedelta | None = None,
+        priority: int = _UNSET,
+        queue: str = _UNSET,
+    ) -> JobTemplate:
+        """The options of :meth:`configure`, validated, as a template of jobs;
+        it needs no app (a periodic schedule is declared with it, on a
+        blueprint not added to an app yet).
+
+        Raises:
+            ValueError, TypeError: an option is invalid.
+        """
+        return self._template().evolve(
             lock=lock,
             queueing_lock=queueing_lock,
             task_kwargs=dict(task_kwargs or {}),
@@ -147,7 +176,6 @@ class Task(Generic[P, R]):
             priority=priority,
             queue=queue,
         )
-        return JobDeferrer(self.blueprint.job_manager, template, connection=connection)
 
     async def defer_async(self, **task_kwargs: Any) -> int:
         """Defer a job of this task with the task's options; returns its id.

@@ -109,8 +109,8 @@ class PeriodicDeferrer:
         return PeriodicResult(deferred=deferred, already_done=already_done)
 
     async def _defer_tick(self, periodic: PeriodicTask, tick: int) -> int | None:
-        deferrer = periodic.task.configure(**periodic.configure_kwargs)
-        job = deferrer.template.make_job({"timestamp": tick}, self._clock.now())
+        template = periodic.task.job_template(**periodic.configure_kwargs)
+        job = template.make_job({"timestamp": tick}, self._clock.now())
         extra = {
             "task_name": periodic.task.name,
             "periodic_id": periodic.periodic_id,

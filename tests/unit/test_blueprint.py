@@ -178,3 +178,34 @@ def test_decorator_forms() -> None:
 
     assert bare.name.endswith("test_decorator_forms.<locals>.bare")
     assert configured.queue == "q"
+
+
+def test_periodic_on_an_unadopted_blueprint_reaches_the_app(app: App) -> None:
+    """``@bp.periodic`` needs no app yet; the adopting app runs the schedule."""
+    bp = Blueprint()
+
+    @bp.periodic(cron="*/5 * * * *", queue="ticks")
+    @bp.task(name="tick")
+    async def tick(timestamp: int) -> None: ...
+
+    app.add_tasks_from(bp, namespace="lib")
+
+    assert [(p.task.name, p.cron) for p in app.periodic_tasks] == [
+        ("lib:tick", "*/5 * * * *")
+    ]
+    assert tick.job_template(queue="ticks").queue == "ticks"
+
+
+def test_periodic_declared_after_the_adoption_reaches_the_app(app: App) -> None:
+    """A schedule added to an adopted blueprint is the app's too."""
+    bp = Blueprint()
+
+    @bp.task(name="tick")
+    async def tick(timestamp: int) -> None: ...
+
+    app.add_tasks_from(bp, namespace="lib")
+    bp.periodic(cron="0 * * * *", periodic_id="hourly")(tick)
+
+    assert [(p.task.name, p.periodic_id) for p in app.periodic_tasks] == [
+        ("lib:tick", "hourly")
+    ]
