@@ -20,6 +20,7 @@ from .connectors._types import (
     GroupStats,
     JobFilter,
     Notification,
+    PausedQueue,
     RetryParams,
 )
 
@@ -294,6 +295,37 @@ class JobManager:
                 queue=queue,
             )
         )
+
+    async def pause_queue_async(self, queue: str) -> bool:
+        """Pause ``queue``: workers start none of its jobs from their next
+        claim on (within a claim; running jobs finish), on every machine;
+        deferring to it still works. Returns False when it was paused already.
+
+        Raises:
+            ValueError, TypeError: not a valid queue name.
+        """
+        return await self.connector.queue_pause(check_name("queue", queue))
+
+    def pause_queue(self, queue: str) -> bool:
+        """The sync twin of :meth:`pause_queue_async`."""
+        return self.sync_connector.queue_pause(check_name("queue", queue))
+
+    async def resume_queue_async(self, queue: str) -> bool:
+        """Resume a paused queue; listening workers are woken at once.
+        Returns False when it was not paused."""
+        return await self.connector.queue_resume(check_name("queue", queue))
+
+    def resume_queue(self, queue: str) -> bool:
+        """The sync twin of :meth:`resume_queue_async`."""
+        return self.sync_connector.queue_resume(check_name("queue", queue))
+
+    async def list_paused_queues_async(self) -> list[PausedQueue]:
+        """The paused queues, by name."""
+        return await self.connector.queue_list_paused()
+
+    def list_paused_queues(self) -> list[PausedQueue]:
+        """The sync twin of :meth:`list_paused_queues_async`."""
+        return self.sync_connector.queue_list_paused()
 
     async def wait_for_job_async(
         self,

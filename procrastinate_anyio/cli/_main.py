@@ -35,6 +35,7 @@ from ._commands import (
 from ._errors import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
 from ._flags import add_worker_flags, seconds
 from ._logging import configure_logging
+from ._queues import add_queue_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -101,6 +102,8 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     summary = "check the app, the database and the schema"
     command("healthchecks", cmd_healthchecks, summary)
+
+    add_queue_command(command)
 
     shell = command("shell", cmd_shell, "inspect and act on jobs, interactively")
     shell.add_argument(

@@ -20,6 +20,7 @@ from ._types import JobOutcome as JobOutcome
 from ._types import MaintenanceParams as MaintenanceParams
 from ._types import MaintenanceResult as MaintenanceResult
 from ._types import Notification as Notification
+from ._types import PausedQueue as PausedQueue
 from ._types import PeriodicDeferParams as PeriodicDeferParams
 from ._types import RetryParams as RetryParams
 from ._types import StalledJobs as StalledJobs
@@ -35,6 +36,7 @@ __all__ = [
     "MaintenanceParams",
     "MaintenanceResult",
     "Notification",
+    "PausedQueue",
     "PeriodicDeferParams",
     "RetryParams",
     "StalledJobs",

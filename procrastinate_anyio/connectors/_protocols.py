@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         MaintenanceParams,
         MaintenanceResult,
         Notification,
+        PausedQueue,
         PeriodicDeferParams,
         RetryParams,
         StalledJobs,
@@ -192,6 +193,21 @@ class AsyncConnector(Protocol):
         """
         ...
 
+    async def queue_list_paused(self) -> list[PausedQueue]:
+        """The paused queues, by name (code point order)."""
+        ...
+
+    async def queue_pause(self, queue: str) -> bool:
+        """Pause a queue: from their next claim on, workers take none of its
+        jobs (running ones finish); deferring to it still works. False when
+        it was paused already."""
+        ...
+
+    async def queue_resume(self, queue: str) -> bool:
+        """Resume a paused queue and wake the workers listening to it. False
+        when it was not paused."""
+        ...
+
     async def schema_applied_migrations(self) -> list[str] | None:
         """Names of the applied migrations; None when there is no schema."""
         ...
@@ -253,6 +269,12 @@ class SyncConnector(Protocol):
         """Block until the job is in a final status (or ``timeout``); returns
         it, or None when there is no such job. Woken by notifications."""
         ...
+
+    def queue_list_paused(self) -> list[PausedQueue]: ...
+
+    def queue_pause(self, queue: str) -> bool: ...
+
+    def queue_resume(self, queue: str) -> bool: ...
 
     def schema_applied_migrations(self) -> list[str] | None: ...
 

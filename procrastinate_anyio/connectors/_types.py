@@ -188,3 +188,11 @@ class StalledJobs:
 
     leader: bool
     jobs: tuple[Job, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class PausedQueue:
+    """A queue whose jobs workers do not claim, and since when."""
+
+    name: str
+    paused_at: datetime.datetime

@@ -114,6 +114,8 @@ WITH picked AS MATERIALIZED (
     SELECT id FROM pa_jobs
     WHERE status = 'todo' AND NOT lock_waiting
       AND (scheduled_at IS NULL OR scheduled_at <= now())
+      -- Paused queues: one read of the (tiny) table, not one per row.
+      AND queue_name <> ALL (ARRAY(SELECT queue_name FROM pa_queue_pauses))
     ORDER BY priority DESC, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -134,8 +136,11 @@ RETURNING pa_jobs.*;
 -- at commit.
 WITH picked AS MATERIALIZED (
     SELECT candidate.id
-    -- DISTINCT: a queue listed twice would yield its rows twice.
-    FROM (SELECT DISTINCT unnest(%(queues)s::text[])) AS queue (name)
+    -- EXCEPT removes duplicates (a queue listed twice would yield its rows
+    -- twice) and the paused queues.
+    FROM (
+        SELECT unnest(%(queues)s::text[]) EXCEPT SELECT queue_name FROM pa_queue_pauses
+    ) AS queue (name)
     CROSS JOIN LATERAL (
         SELECT id, priority FROM pa_jobs
         WHERE queue_name = queue.name AND status = 'todo' AND NOT lock_waiting
@@ -306,7 +311,8 @@ SELECT count(*) AS deleted FROM deleted;
 -- name: job_next_scheduled_at
 SELECT min(scheduled_at) AS next FROM pa_jobs
 WHERE status = 'todo' AND scheduled_at > now()
-  AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]));
+  AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]))
+  AND queue_name <> ALL (ARRAY(SELECT queue_name FROM pa_queue_pauses));
 
 -- name: job_locks_due
 -- Locks with a never-started job that just became due and no active job:
@@ -391,3 +397,21 @@ ON CONFLICT (name) DO NOTHING;
 
 -- name: schema_lock
 SELECT pg_advisory_xact_lock(hashtextextended('pa_schema_migrations', 0));
+
+-- name: queue_pause
+-- Workers skip a paused queue's jobs from their next claim on; deferring to
+-- it still works. True when this call paused it.
+INSERT INTO pa_queue_pauses (queue_name) VALUES (%(queue)s)
+ON CONFLICT (queue_name) DO NOTHING
+RETURNING queue_name;
+
+-- name: queue_resume
+-- Its jobs may be ready: wake the listening workers of that queue.
+WITH resumed AS (
+    DELETE FROM pa_queue_pauses WHERE queue_name = %(queue)s RETURNING queue_name
+)
+SELECT pg_notify('pa_events', json_build_object('t', 'defer', 'q', json_build_array(queue_name))::text)
+FROM resumed;
+
+-- name: queue_list_paused
+SELECT queue_name, paused_at FROM pa_queue_pauses ORDER BY convert_to(queue_name, 'UTF8');

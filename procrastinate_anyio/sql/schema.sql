@@ -103,6 +103,14 @@ CREATE TABLE pa_periodic_defers (
     PRIMARY KEY (task_name, periodic_id, defer_timestamp)
 );
 
+-- Paused queues: workers claim no job of a queue listed here; deferring to
+-- it still works.
+CREATE TABLE pa_queue_pauses (
+    queue_name text PRIMARY KEY,
+    paused_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT pa_queue_pauses_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255)
+);
+
 -- The job that should be the active one of a free lock: the active job if it
 -- waits for its retry (a job keeps its lock until it ends for good), else the
 -- best due job (by priority, then id), else the earliest scheduled one (it

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         MaintenanceParams,
         MaintenanceResult,
         Notification,
+        PausedQueue,
         PeriodicDeferParams,
         RetryParams,
         StalledJobs,
@@ -84,6 +85,15 @@ class InMemorySyncConnector:
 
     def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
         return self.store.job_wait_finished(job_id, timeout)
+
+    def queue_list_paused(self) -> list[PausedQueue]:
+        return self.store.queue_list_paused()
+
+    def queue_pause(self, queue: str) -> bool:
+        return self.store.queue_pause(queue)
+
+    def queue_resume(self, queue: str) -> bool:
+        return self.store.queue_resume(queue)
 
     def schema_applied_migrations(self) -> list[str] | None:
         return self.store.schema_applied_migrations()
@@ -217,6 +227,18 @@ class InMemoryConnector:
             await anyio.sleep_forever()
         finally:
             self.store.listeners.remove(on_notification)
+
+    async def queue_list_paused(self) -> list[PausedQueue]:
+        await anyio.lowlevel.checkpoint()
+        return self.store.queue_list_paused()
+
+    async def queue_pause(self, queue: str) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.queue_pause(queue)
+
+    async def queue_resume(self, queue: str) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self.store.queue_resume(queue)
 
     async def schema_applied_migrations(self) -> list[str] | None:
         await anyio.lowlevel.checkpoint()

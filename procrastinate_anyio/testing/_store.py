@@ -27,6 +27,7 @@ from ..connectors._types import (
     MaintenanceParams,
     MaintenanceResult,
     Notification,
+    PausedQueue,
     PeriodicDeferParams,
     RetryParams,
     StalledJobs,
@@ -74,6 +75,7 @@ class InMemoryStore:
         self.applied_migrations: list[str] | None = None
         self.listeners: list[Callable[[Notification], object]] = []
         self.periodic_ticks: dict[tuple[str, str, int], int] = {}
+        self.paused_queues: dict[str, datetime.datetime] = {}
         self._job_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -82,6 +84,7 @@ class InMemoryStore:
         self.rows.clear()
         self.workers.clear()
         self.periodic_ticks.clear()
+        self.paused_queues.clear()
 
     def notify(self, notification: Notification) -> None:
         """Deliver to every listener, like NOTIFY (call from the event loop's
@@ -237,6 +240,7 @@ class InMemoryStore:
                 and not row.lock_waiting
                 and (row.job.scheduled_at is None or row.job.scheduled_at <= now)
                 and (params.queues is None or row.job.queue in params.queues)
+                and row.job.queue not in self.paused_queues
             ),
             key=lambda row: (-row.job.priority, row.job.id),
         )
@@ -432,6 +436,7 @@ class InMemoryStore:
             and row.job.scheduled_at is not None
             and row.job.scheduled_at > now
             and (queues is None or row.job.queue in queues)
+            and row.job.queue not in self.paused_queues
         ]
         return min(due, default=None)
 
@@ -471,6 +476,24 @@ class InMemoryStore:
             pruned_workers=len(dead),
             promoted_locks=self._promote_due_locks(),
         )
+
+    def queue_list_paused(self) -> list[PausedQueue]:
+        return [
+            PausedQueue(name=name, paused_at=at)
+            for name, at in sorted(self.paused_queues.items())
+        ]
+
+    def queue_pause(self, queue: str) -> bool:
+        if queue in self.paused_queues:
+            return False
+        self.paused_queues[queue] = self.clock()
+        return True
+
+    def queue_resume(self, queue: str) -> bool:
+        if self.paused_queues.pop(queue, None) is None:
+            return False
+        self.notify(Notification(kind="defer", queues=(queue,)))
+        return True
 
     def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
         """Polls: there is no other process to wait for; a worker in another

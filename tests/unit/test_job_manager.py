@@ -315,3 +315,34 @@ class TestWaitForJob:
 
         with pytest.raises(TimeoutError, match=str(job_id)):
             app.job_manager.wait_for_job(job_id, timeout=0)
+
+
+class TestQueuePause:
+    @pytest.mark.anyio
+    async def test_pause_resume_and_list(self, app: App) -> None:
+        """The job manager pauses, lists and resumes queues."""
+        manager = app.job_manager
+
+        assert await manager.pause_queue_async("emails")
+        assert [q.name for q in await manager.list_paused_queues_async()] == ["emails"]
+        assert await manager.resume_queue_async("emails")
+        assert not await manager.resume_queue_async("emails")
+
+    def test_sync_twins(self, app: App) -> None:
+        """The sync API does the same inside ``app.open()``."""
+        with app.open():
+            assert app.job_manager.pause_queue("emails")
+            assert not app.job_manager.pause_queue("emails")
+            assert [q.name for q in app.job_manager.list_paused_queues()] == ["emails"]
+            assert app.job_manager.resume_queue("emails")
+
+    @pytest.mark.parametrize(
+        "name",
+        [pytest.param("", id="empty"), pytest.param("q\x00", id="nul")],
+    )
+    @pytest.mark.anyio
+    async def test_bad_names_write_nothing(self, app: App, name: str) -> None:
+        """A queue name the database cannot hold is refused before any write."""
+        with pytest.raises(ValueError, match="queue"):
+            await app.job_manager.pause_queue_async(name)
+        assert await app.job_manager.list_paused_queues_async() == []

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         MaintenanceParams,
         MaintenanceResult,
         Notification,
+        PausedQueue,
         PeriodicDeferParams,
         RetryParams,
         StalledJobs,
@@ -236,6 +237,15 @@ class PsycopgConnector:
 
     async def periodic_defer(self, params: PeriodicDeferParams) -> int | None:
         return await self._run(_ops.periodic_defer(params))
+
+    async def queue_list_paused(self) -> list[PausedQueue]:
+        return await self._run(_ops.queue_list_paused())
+
+    async def queue_pause(self, queue: str) -> bool:
+        return await self._run(_ops.queue_pause(queue))
+
+    async def queue_resume(self, queue: str) -> bool:
+        return await self._run(_ops.queue_resume(queue))
 
     async def schema_applied_migrations(self) -> list[str] | None:
         return await self._run(_ops.schema_applied_migrations())

@@ -33,6 +33,7 @@ from .._types import (
     MaintenanceParams,
     MaintenanceResult,
     Notification,
+    PausedQueue,
     PeriodicDeferParams,
     RetryParams,
     StalledJobs,
@@ -454,6 +455,23 @@ def worker_register(
 
 def worker_unregister(worker_id: int) -> Operation[None]:
     yield Statement("worker_unregister", {"worker_id": worker_id})
+
+
+def queue_list_paused() -> Operation[list[PausedQueue]]:
+    rows = yield Statement("queue_list_paused")
+    return [
+        PausedQueue(name=row["queue_name"], paused_at=row["paused_at"]) for row in rows
+    ]
+
+
+def queue_pause(queue: str) -> Operation[bool]:
+    rows = yield Statement("queue_pause", {"queue": queue})
+    return bool(rows)
+
+
+def queue_resume(queue: str) -> Operation[bool]:
+    rows = yield Statement("queue_resume", {"queue": queue})
+    return bool(rows)
 
 
 def schema_applied_migrations() -> Operation[list[str] | None]:

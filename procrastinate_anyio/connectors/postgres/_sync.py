@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ..._job import Job, JobToDefer
-    from .._types import CancelParams, GroupStats, JobFilter, RetryParams
+    from .._types import (
+        CancelParams,
+        GroupStats,
+        JobFilter,
+        PausedQueue,
+        RetryParams,
+    )
 
 T = TypeVar("T")
 
@@ -190,6 +196,15 @@ class SyncPsycopgConnector:
                 return job
             for _ in conn.notifies(timeout=min(remaining, 1.0), stop_after=1):
                 pass
+
+    def queue_list_paused(self) -> list[PausedQueue]:
+        return self._run(_ops.queue_list_paused())
+
+    def queue_pause(self, queue: str) -> bool:
+        return self._run(_ops.queue_pause(queue))
+
+    def queue_resume(self, queue: str) -> bool:
+        return self._run(_ops.queue_resume(queue))
 
     def schema_applied_migrations(self) -> list[str] | None:
         return self._run(_ops.schema_applied_migrations())

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from procrastinate_anyio import GroupStats, Job
+    from procrastinate_anyio.connectors import PausedQueue
 
 T = TypeVar("T")
 
@@ -166,6 +167,15 @@ class DjangoSyncConnector:
             return connector.job_wait_finished(job_id, timeout)
         finally:
             connector.close()
+
+    def queue_list_paused(self) -> list[PausedQueue]:
+        return self._run(_core.pg_ops.queue_list_paused())
+
+    def queue_pause(self, queue: str) -> bool:
+        return self._run(_core.pg_ops.queue_pause(queue))
+
+    def queue_resume(self, queue: str) -> bool:
+        return self._run(_core.pg_ops.queue_resume(queue))
 
     def schema_applied_migrations(self) -> list[str] | None:
         return self._run(_core.pg_ops.schema_applied_migrations())

@@ -1,0 +1,13 @@
+"""SQL migration 0.1.0_04_pre_queue_pauses.sql: paused queues."""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+from procrastinate_anyio.contrib.django._migration import ApplySQLMigration
+
+
+class Migration(migrations.Migration):
+    dependencies = [("procrastinate_anyio", "0001_initial")]
+
+    operations = [ApplySQLMigration("0.1.0_04_pre_queue_pauses.sql")]
