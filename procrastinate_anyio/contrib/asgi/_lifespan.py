@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from procrastinate_anyio import App, ProcrastinateException, Worker, WorkerOptions
+from procrastinate_anyio import App, ProcrastinateException, Worker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -164,7 +164,7 @@ def lifespan(
         TypeError: an unknown option.
         ValueError: an invalid option value.
     """
-    WorkerOptions(**{**app.worker_defaults, **options})
+    Worker(app, **{**app.worker_defaults, **options})  # checks; no I/O
 
     @contextlib.asynccontextmanager
     async def worker_lifespan(asgi_app: Any = None) -> AsyncIterator[None]:
