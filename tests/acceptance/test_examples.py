@@ -211,6 +211,22 @@ def test_starlette_trio_app(run, pg_dsn):
     assert registered_workers(pg_dsn) == 0
 
 
+def test_quart_trio_app(run, pg_dsn):
+    """Quart-Trio on hypercorn's Trio worker: the worker runs in the app's
+    nursery; SIGTERM stops both gracefully."""
+    web = run(server=hypercorn_trio, target="examples.quart_trio_app:web")
+    assert isinstance(web, Server)
+
+    body = web.client.get("/report", params={"title": "Q4"}).json()
+    assert body["status"] == "succeeded", web.log()
+    assert body["result"]["title"] == "Q4"
+    assert body["result"]["event_loop"] == body["view_event_loop"] == "trio"
+
+    assert web.stop(signal.SIGTERM) == 0, web.log()
+    assert job_statuses(pg_dsn) == {"succeeded": 1}
+    assert registered_workers(pg_dsn) == 0
+
+
 @pytest.mark.parametrize(
     "server",
     [pytest.param(uvicorn, id="uvicorn"), pytest.param(hypercorn_trio, id="trio")],
