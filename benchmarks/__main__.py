@@ -125,6 +125,7 @@ def run_all(ctx: ours.Context) -> list[Measurement]:
         defer,
         drain,
         latency,
+        limits,
         sleepy,
         sustained,
         sync_drain,
@@ -141,6 +142,7 @@ def run_all(ctx: ours.Context) -> list[Measurement]:
         "waiters": waiters,
         "backlog": backlog,
         "sleepy": sleepy,
+        "limits": limits,
     }
     peers: list[Any] = []
     for name in ctx.settings.peers:

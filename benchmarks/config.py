@@ -19,6 +19,7 @@ SCENARIOS: Final = (
     "waiters",
     "backlog",
     "sleepy",
+    "limits",
 )
 PEERS: Final = ("procrastinate", "pgqueuer")
 

@@ -172,6 +172,9 @@ ROWS: Final = (
         True,
         ".2f",
     ),
+    Row("drain, best, no limit (jobs/s)", "limits-none", None, _rate, True, ",.0f"),
+    Row("drain, best, limits set (jobs/s)", "limits", None, _rate, True, ",.0f"),
+    Row("limits set vs none", "limits", None, _extra("vs_no_limit"), True, ".2f"),
     Row("waiters, concurrent (waits/s)", "waiters", None, _rate, True, ",.0f"),
     Row(
         "waiters: most connections",

@@ -26,6 +26,8 @@ from ._job import Job as Job
 from ._job import JobError as JobError
 from ._job import Status as Status
 from ._job_manager import JobManager as JobManager
+from ._limits import QueueLimits as QueueLimits
+from ._limits import RateLimit as RateLimit
 from ._retry import BaseRetryStrategy as BaseRetryStrategy
 from ._retry import RetryDecision as RetryDecision
 from ._retry import RetryStrategy as RetryStrategy
@@ -66,6 +68,8 @@ __all__ = [
     "LoadFromPathError",
     "ProcrastinateException",
     "PsycopgConnector",
+    "QueueLimits",
+    "RateLimit",
     "RetryDecision",
     "RetryStrategy",
     "SchemaError",

@@ -15,8 +15,10 @@ from ._builtin_tasks import make_builtin_blueprint
 from ._deferrer import _UNSET, JobDeferrer, JobTemplate
 from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
+from ._limits import Limit, QueueLimits
 from ._schema import SchemaManager
 from ._task import DEFAULT_QUEUE
+from ._validation import check_name
 from .worker._worker import Worker
 
 if TYPE_CHECKING:
@@ -40,6 +42,10 @@ class App(Blueprint):
             tasks they declare are registered.
         worker_defaults: default keyword options of :meth:`run_worker`.
         periodic_defaults: options of the periodic deferrer.
+        queue_limits: per queue, at most N jobs running at once and at most N
+            started per period, across every worker:
+            ``{"emails": QueueLimits(concurrency_limit=5, rate_limit="10/s")}``
+            (or the same keys in a mapping).
     """
 
     def __init__(
@@ -49,11 +55,18 @@ class App(Blueprint):
         import_paths: Iterable[str] | None = None,
         worker_defaults: Mapping[str, Any] | None = None,
         periodic_defaults: Mapping[str, Any] | None = None,
+        queue_limits: Mapping[str, QueueLimits | Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.import_paths = list(import_paths or [])
         self.worker_defaults: dict[str, Any] = dict(worker_defaults or {})
         self.periodic_defaults: dict[str, Any] = dict(periodic_defaults or {})
+        self.queue_limits: dict[str, QueueLimits] = {
+            check_name("queue", queue): limits
+            if isinstance(limits, QueueLimits)
+            else QueueLimits(**limits)
+            for queue, limits in (queue_limits or {}).items()
+        }
         self._bind(connector)
         self.add_tasks_from(make_builtin_blueprint(), namespace="builtin")
 
@@ -65,6 +78,30 @@ class App(Blueprint):
         self._sync_slot = SyncConnectorSlot()
         self._job_manager = JobManager(connector, self._sync_slot)
         self.schema_manager = SchemaManager(connector, self._sync_slot)
+
+    def limits(self) -> tuple[Limit, ...]:
+        """The global limits the worker's claims enforce: the tasks'
+        ``concurrency_limit``/``rate_limit`` and the ``queue_limits``."""
+        found = [
+            Limit(
+                scope="task",
+                names=(task.name, *task.aliases),
+                concurrency=task.concurrency_limit,
+                rate=task.rate_limit,
+            )
+            for task in self.tasks.values()
+            if task.concurrency_limit is not None or task.rate_limit is not None
+        ]
+        found += [
+            Limit(
+                scope="queue",
+                names=(queue,),
+                concurrency=limits.concurrency_limit,
+                rate=limits.rate_limit,
+            )
+            for queue, limits in sorted(self.queue_limits.items())
+        ]
+        return tuple(found)
 
     @property
     def job_manager(self) -> JobManager:
@@ -108,6 +145,7 @@ class App(Blueprint):
             import_paths=self.import_paths,
             worker_defaults=self.worker_defaults,
             periodic_defaults=self.periodic_defaults,
+            queue_limits=self.queue_limits,
         )
         # The copy adopted its own builtin tasks; take every other task.
         builtins = {

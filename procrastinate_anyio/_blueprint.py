@@ -74,6 +74,8 @@ class Blueprint:
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # the overloads above are what callers see
@@ -90,6 +92,8 @@ class Blueprint:
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: str | None = None,
     ) -> Any:
         """Register a function as a task; usable bare (``@app.task``) or with
         options (``@app.task(queue="sums")``).
@@ -106,6 +110,14 @@ class Blueprint:
             pass_context: call the function with a ``JobContext`` first.
             timeout: seconds (or timedelta) after which an attempt is
                 cancelled and counts as failed.
+            concurrency_limit: at most this many of its jobs run at once,
+                across every worker.
+            rate_limit: at most this many of its jobs start per second,
+                minute or hour, across every worker: ``"10/s"``, ``"100/m"``,
+                ``"5/h"``.
+
+        Raises:
+            ValueError, TypeError: an invalid option (at declaration).
         """
 
         def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -121,6 +133,8 @@ class Blueprint:
                 retry=retry,
                 pass_context=pass_context,
                 timeout=timeout,
+                concurrency_limit=concurrency_limit,
+                rate_limit=rate_limit,
             )
             self._register_task(task)
             return task

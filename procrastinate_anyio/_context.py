@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._deferrer import JobDeferrer
     from ._job import Job
     from ._job_manager import JobManager
+    from ._limits import Limit
     from ._periodic import PeriodicTask
     from .connectors._protocols import AsyncConnector
 
@@ -45,6 +46,10 @@ class AppLike(TaskRegistry, Protocol):
 
     @property
     def periodic_defaults(self) -> Mapping[str, Any]: ...
+
+    def limits(self) -> tuple[Limit, ...]:
+        """The global limits the worker's claims enforce."""
+        ...
 
     def configure_task(
         self,

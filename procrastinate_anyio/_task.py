@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from typing_extensions import ParamSpec
 
 from ._deferrer import _UNSET, JobDeferrer, JobTemplate, signature_checker
+from ._limits import RateLimit, check_concurrency_limit, check_rate_limit
 from ._retry import BaseRetryStrategy, RetryValue, get_retry_strategy
 from ._validation import check_name
 
@@ -60,6 +61,8 @@ class Task(Generic[P, R]):
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: str | RateLimit | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"a task must be a function, not {func!r}")
@@ -76,6 +79,8 @@ class Task(Generic[P, R]):
         self.retry_strategy: BaseRetryStrategy | None = get_retry_strategy(retry)
         self.pass_context = pass_context
         self.timeout = _timeout_seconds(timeout)
+        self.concurrency_limit = check_concurrency_limit(concurrency_limit)
+        self.rate_limit = check_rate_limit(rate_limit)
         self.is_async = inspect.iscoroutinefunction(func)
         self._check_signature = signature_checker(
             func, task_name=self.name, pass_context=pass_context

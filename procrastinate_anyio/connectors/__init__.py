@@ -9,6 +9,7 @@ in-memory one in :mod:`procrastinate_anyio.testing`.
 
 from __future__ import annotations
 
+from .._limits import Limit as Limit
 from ._protocols import AsyncConnector as AsyncConnector
 from ._protocols import SyncConnector as SyncConnector
 from ._types import CancelParams as CancelParams
@@ -33,6 +34,7 @@ __all__ = [
     "GroupStats",
     "JobFilter",
     "JobOutcome",
+    "Limit",
     "MaintenanceParams",
     "MaintenanceResult",
     "Notification",

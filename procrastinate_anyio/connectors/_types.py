@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .._job import Job, JobError, JobToDefer
     from .._json import JSONValue
+    from .._limits import Limit
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +47,9 @@ class FetchParams:
     worker_id: int
     queues: Sequence[str] | None
     limit: int
+    limits: tuple[Limit, ...] = ()
+    """Global limits to respect (the claim then serialises with the other
+    workers' claims of the same limits); empty: the plain claim."""
 
 
 @attrs.frozen(kw_only=True)

@@ -111,6 +111,14 @@ CREATE TABLE pa_queue_pauses (
     CONSTRAINT pa_queue_pauses_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255)
 );
 
+-- The starts of rate-limited jobs, one row per start and per limit, which
+-- the claim counts within each limit's period.
+CREATE TABLE pa_limit_starts (
+    limit_key text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pa_limit_starts_key_idx ON pa_limit_starts (limit_key, started_at);
+
 -- The job that should be the active one of a free lock: the active job if it
 -- waits for its retry (a job keeps its lock until it ends for good), else the
 -- best due job (by priority, then id), else the earliest scheduled one (it

@@ -17,6 +17,7 @@ from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._exceptions import AlreadyEnqueued
 from .._job import Job, JobToDefer, Status
+from .._limits import look_ahead, pick, room
 from ..connectors._types import (
     CancelParams,
     DeleteOldParams,
@@ -76,6 +77,7 @@ class InMemoryStore:
         self.listeners: list[Callable[[Notification], object]] = []
         self.periodic_ticks: dict[tuple[str, str, int], int] = {}
         self.paused_queues: dict[str, datetime.datetime] = {}
+        self.limit_starts: dict[str, list[datetime.datetime]] = {}
         self._job_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -85,6 +87,7 @@ class InMemoryStore:
         self.workers.clear()
         self.periodic_ticks.clear()
         self.paused_queues.clear()
+        self.limit_starts.clear()
 
     def notify(self, notification: Notification) -> None:
         """Deliver to every listener, like NOTIFY (call from the event loop's
@@ -244,8 +247,12 @@ class InMemoryStore:
             ),
             key=lambda row: (-row.job.priority, row.job.id),
         )
+        if params.limits:
+            chosen = self._pick_under_limits(ready, params, now)
+        else:
+            chosen = ready[: params.limit]
         claimed = []
-        for row in ready[: params.limit]:
+        for row in chosen:
             row.job = attrs.evolve(
                 row.job,
                 status=Status.DOING,
@@ -424,6 +431,42 @@ class InMemoryStore:
         self._rebalance(locks)
         return len(locks)
 
+    def _pick_under_limits(
+        self, ready: list[_Row], params: FetchParams, now: datetime.datetime
+    ) -> list[_Row]:
+        """The claim under global limits, as the PostgreSQL driver makes it."""
+        limits = params.limits
+        doing = {
+            limit.key: sum(
+                1
+                for row in self.rows.values()
+                if row.job.status is Status.DOING
+                and limit.covers(row.job.task_name, row.job.queue)
+            )
+            for limit in limits
+        }
+        started = {
+            limit.key: sum(
+                1
+                for at in self.limit_starts.get(limit.key, [])
+                if at > now - datetime.timedelta(seconds=limit.rate.period_seconds)
+            )
+            for limit in limits
+            if limit.rate is not None
+        }
+        free = room(limits, doing, started)
+
+        chosen, starts = pick(
+            ready[: look_ahead(params.limit)],  # as far as PostgreSQL looks
+            limits,
+            free,
+            params.limit,
+            where=lambda row: (row.job.task_name, row.job.queue),
+        )
+        for key in starts:
+            self.limit_starts.setdefault(key, []).append(now)
+        return chosen
+
     def job_next_scheduled_at(
         self, queues: Sequence[str] | None
     ) -> datetime.datetime | None:
@@ -471,6 +514,9 @@ class InMemoryStore:
         dead = [w.id for w in self.workers.values() if w.last_heartbeat < limit]
         for worker_id in dead:
             del self.workers[worker_id]
+        oldest = self.clock() - datetime.timedelta(minutes=61)
+        for key, starts in list(self.limit_starts.items()):
+            self.limit_starts[key] = [at for at in starts if at >= oldest]
         return MaintenanceResult(
             leader=True,
             pruned_workers=len(dead),

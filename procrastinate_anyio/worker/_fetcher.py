@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .._clock import Clock
     from .._job import Job
+    from .._limits import Limit
     from .._task import TaskRegistry
     from ..connectors._protocols import AsyncConnector
     from ._options import WorkerOptions
@@ -57,6 +58,7 @@ class Fetcher:
         outcomes_pending: whether finished jobs wait to be written; a
             one-shot worker only stops once they are (a retry would bring a
             job back).
+        limits: the global limits each claim respects.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Fetcher:
         worker_id: int,
         clock: Clock,
         outcomes_pending: Callable[[], bool],
+        limits: tuple[Limit, ...] = (),
     ) -> None:
         self._connector = connector
         self._registry = registry
@@ -77,6 +80,17 @@ class Fetcher:
         self._worker_id = worker_id
         self._clock = clock
         self._outcomes_pending = outcomes_pending
+        self._limits = limits
+        # A rate limit frees a place every period/count seconds: an idle
+        # claimer looks again then rather than at the polling interval.
+        self._limit_recheck = min(
+            (
+                limit.rate.period_seconds / limit.rate.count
+                for limit in limits
+                if limit.rate is not None
+            ),
+            default=None,
+        )
         self._wakeup = anyio.Event()
         self._stopped = False
         self._fetching = True
@@ -89,6 +103,11 @@ class Fetcher:
     def wake(self) -> None:
         """Jobs may be ready: an idle claimer claims now."""
         self._wakeup.set()
+
+    @property
+    def limited(self) -> bool:
+        """Claims respect global limits."""
+        return bool(self._limits)
 
     @property
     def stopped(self) -> bool:
@@ -157,7 +176,10 @@ class Fetcher:
         try:
             fetched = await self._connector.job_fetch_many(
                 FetchParams(
-                    worker_id=self._worker_id, queues=options.queues, limit=limit
+                    worker_id=self._worker_id,
+                    queues=options.queues,
+                    limit=limit,
+                    limits=self._limits,
                 )
             )
         except ConnectorException as exc:
@@ -218,6 +240,8 @@ class Fetcher:
         interval, or less when a scheduled job is due sooner (so it starts on
         time without busy polling)."""
         interval = self._options.fetch_job_polling_interval
+        if self._limit_recheck is not None:
+            interval = min(interval, self._limit_recheck)
         try:
             due = await self._connector.job_next_scheduled_at(self._options.queues)
         except ConnectorException:

@@ -94,11 +94,15 @@ async def count_written(
 ) -> None:
     """Count the outcomes the completer wrote, by status. Each batch is a
     change (a one-shot worker waits for the last ones); a retry wakes the
-    fetcher, which must learn when it is due."""
+    fetcher, which must learn when it is due, and so does any batch under
+    global limits (finished jobs leave room)."""
     async with written:
         async for batch in written:
             for outcome in batch:
                 jobs_done[outcome.status.value] += 1
             slots.signal_changed()
-            if any(outcome.status is Status.TODO for outcome in batch):
+            if fetcher.limited or any(
+                outcome.status is Status.TODO for outcome in batch
+            ):
+                # A retry is due later (when?), or a limit has room again.
                 fetcher.wake()

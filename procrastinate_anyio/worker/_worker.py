@@ -283,6 +283,7 @@ class Worker:
             worker_id=worker_id,
             clock=self._clock,
             outcomes_pending=lambda: not completer.statistics().idle,
+            limits=self.app.limits(),
         )
         if self._stop_requested:  # stop() before the fetcher existed
             fetcher.stop()

@@ -33,6 +33,8 @@ SCENARIOS = {
     "backlog",
     "sleepy-16",
     "sleepy-64",
+    "limits-none",
+    "limits",
     "cost-defer",
     "cost-drain",
 }
