@@ -382,7 +382,10 @@ class SlotRunner:
             or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
         )
         outcome = attrs.evolve(
-            outcome, worker_id=self._worker_id, delete_job=delete_job
+            outcome,
+            worker_id=self._worker_id,
+            delete_job=delete_job,
+            started_at=running.job.started_at,  # the attempt token
         )
         try:
             outcomes.send_nowait(outcome)  # the common case: room in the buffer

@@ -169,8 +169,8 @@ class PsycopgConnector:
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
         return await self._run(_ops.job_fetch_many(params))
 
-    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
-        await self._run(_ops.job_finish_many(outcomes))
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
+        return await self._run(_ops.job_finish_many(outcomes))
 
     async def job_delete_old(self, params: DeleteOldParams) -> int:
         return await self._run(_ops.job_delete_old(params))

@@ -125,6 +125,7 @@ def job_from_row(row: Row) -> Job:
         finished_at=row["finished_at"],
         result=row["result"],
         error=error,
+        recoveries=row["recoveries"],
     )
 
 
@@ -201,6 +202,10 @@ def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
                 "retry_lock": o.retry_lock,
                 "delete_job": o.delete_job,
                 "worker_id": o.worker_id,
+                "started_at": None
+                if o.started_at is None
+                else o.started_at.isoformat(),
+                "recovered": o.recovered,
             }
         )
     return _json.dumps(rows)
@@ -295,7 +300,7 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
     return jobs
 
 
-def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
+def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[list[int]]:
     retry_ids = [o.job_id for o in outcomes if o.status is Status.TODO]
     if retry_ids:
         rows = yield Statement("job_retry_conflicts", {"job_ids": retry_ids})
@@ -311,9 +316,13 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
     if locks:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
-    yield Statement("job_finish_many", {"outcomes": _outcomes_document(outcomes)})
+    rows = yield Statement(
+        "job_finish_many", {"outcomes": _outcomes_document(outcomes)}
+    )
     if locks:
         yield from _rebalance(locks)
+    refused: list[int] = rows[0]["refused"]
+    return sorted(refused)
 
 
 def job_retry(params: RetryParams) -> Operation[bool]:
