@@ -17,6 +17,7 @@ from ..._exceptions import AppNotOpen, ConnectorException
 from . import _ops
 from ._connection import AnyioConnection, connect
 from ._pool import ConnectionPool
+from ._redact import cause_of, connector_error, secrets_of
 from ._sync import SyncPsycopgConnector
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class PsycopgConnector:
         self.conninfo = conninfo
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self._secrets = secrets_of(conninfo, self.connect_kwargs)
         self._pool: ConnectionPool | None = None
 
     def __repr__(self) -> str:
@@ -122,7 +124,7 @@ class PsycopgConnector:
         try:
             await pool.open()
         except psycopg.Error as exc:
-            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+            raise self._connect_error(exc) from cause_of(exc, self._secrets)
         self._pool = pool
 
     async def close_async(self) -> None:
@@ -138,7 +140,10 @@ class PsycopgConnector:
         try:
             return await connect(self.conninfo, **self.connect_kwargs)
         except psycopg.Error as exc:
-            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+            raise self._connect_error(exc) from cause_of(exc, self._secrets)
+
+    def _connect_error(self, exc: psycopg.Error) -> ConnectorException:
+        return connector_error("Could not connect to PostgreSQL: ", exc, self._secrets)
 
     async def _run(self, op: _ops.Operation[T]) -> T:
         if self._pool is None:
@@ -150,7 +155,11 @@ class PsycopgConnector:
             async with self._pool.connection() as conn:
                 return await run_operation_async(conn, op)
         except psycopg.Error as exc:
-            raise _ops.translate_error(exc) from exc
+            # Connecting failed (the operation's own errors are translated
+            # already): the message may quote the connection string.
+            raise _ops.translate_error(exc, self._secrets) from cause_of(
+                exc, self._secrets
+            )
 
     async def job_cancel(self, params: CancelParams) -> bool:
         return await self._run(_ops.job_cancel(params))
@@ -225,7 +234,9 @@ class PsycopgConnector:
                         if notification is not None:
                             on_notification(notification)
             except psycopg.Error as exc:
-                raise ConnectorException(f"Lost the LISTEN connection: {exc}") from exc
+                raise connector_error(
+                    "Lost the LISTEN connection: ", exc, self._secrets
+                ) from cause_of(exc, self._secrets)
             raise ConnectorException("The LISTEN connection stopped delivering")
         finally:
             with anyio.CancelScope(shield=True):

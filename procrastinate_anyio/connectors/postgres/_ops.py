@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 
 from ... import _json
-from ..._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
+from ..._exceptions import AlreadyEnqueued, SchemaError
 from ..._job import Job, JobError, JobToDefer, Status
 from ..._sql import queries
 from .._types import (
@@ -38,6 +38,7 @@ from .._types import (
     StalledJobs,
     without_queueing_lock_conflicts,
 )
+from ._redact import connector_error
 
 if TYPE_CHECKING:
     import datetime
@@ -134,8 +135,9 @@ _QUEUEING_LOCK_DETAIL: Final = re.compile(
 )
 
 
-def translate_error(exc: Exception) -> Exception:
-    """Turn a psycopg error into the library's exception for it."""
+def translate_error(exc: Exception, secrets: Sequence[str] = ()) -> Exception:
+    """Turn a psycopg error into the library's exception for it, with the
+    ``secrets`` (see :mod:`._redact`) masked in its message."""
     if isinstance(exc, pg_errors.UniqueViolation):
         constraint = exc.diag.constraint_name
         if constraint == "pa_jobs_queueing_lock_idx":
@@ -150,9 +152,7 @@ def translate_error(exc: Exception) -> Exception:
                 queueing_lock=queueing_lock,
             )
     transient = isinstance(exc, (pg_errors.OperationalError, pg_errors.InterfaceError))
-    return ConnectorException(
-        f"{type(exc).__name__}: {exc}".strip(), transient=transient
-    )
+    return connector_error(f"{type(exc).__name__}: ", exc, secrets, transient=transient)
 
 
 def _rebalance(locks: Sequence[str]) -> Generator[Statement, list[Row], None]:
