@@ -401,3 +401,13 @@ ON CONFLICT (name) DO NOTHING;
 
 -- name: schema_lock
 SELECT pg_advisory_xact_lock(hashtextextended('pa_schema_migrations', 0));
+
+-- name: connection_backend_pid
+-- The server process behind this connection: a pooler (PgBouncer) gives its
+-- clients a backend key of its own, so this differs from the one libpq got.
+SELECT pg_backend_pid() AS pid;
+
+-- name: listen_probe
+-- Sent from another connection right after LISTEN: the listener must hear it,
+-- which it does not through a pooler in transaction mode.
+SELECT pg_notify('pa_events', %(payload)s);

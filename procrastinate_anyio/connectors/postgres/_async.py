@@ -6,6 +6,7 @@ It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
 
 from __future__ import annotations
 
+import secrets
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -13,10 +14,12 @@ import anyio
 import psycopg
 from psycopg.rows import dict_row
 
+from ... import _json
 from ..._exceptions import AppNotOpen, ConnectorException
 from . import _ops
 from ._connection import AnyioConnection, connect
 from ._pool import ConnectionPool
+from ._pooler import LISTEN_PROBE_TIMEOUT_SECONDS, LISTEN_UNSUPPORTED, PoolerDetection
 from ._redact import cause_of, connector_error, secrets_of
 from ._sync import SyncPsycopgConnector
 
@@ -106,6 +109,7 @@ class PsycopgConnector:
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
         self._secrets = secrets_of(conninfo, self.connect_kwargs)
+        self._pooler = PoolerDetection(self.connect_kwargs)
         self._pool: ConnectionPool | None = None
 
     def __repr__(self) -> str:
@@ -119,7 +123,10 @@ class PsycopgConnector:
         if self._pool is not None:
             return
         pool = ConnectionPool(
-            self.conninfo, max_size=self.max_size, connect_kwargs=self.connect_kwargs
+            self.conninfo,
+            max_size=self.max_size,
+            connect_kwargs=self.connect_kwargs,
+            configure=self._pooler.configure_async,
         )
         try:
             await pool.open()
@@ -138,9 +145,10 @@ class PsycopgConnector:
     async def connect_listener(self) -> AnyioConnection[Any]:
         """A new connection outside the pool, for LISTEN (its owner closes it)."""
         try:
-            return await connect(self.conninfo, **self.connect_kwargs)
+            conn = await connect(self.conninfo, **self.connect_kwargs)
         except psycopg.Error as exc:
             raise self._connect_error(exc) from cause_of(exc, self._secrets)
+        return conn
 
     def _connect_error(self, exc: psycopg.Error) -> ConnectorException:
         return connector_error("Could not connect to PostgreSQL: ", exc, self._secrets)
@@ -227,12 +235,22 @@ class PsycopgConnector:
         try:
             try:
                 await conn.execute(_ops.Statement("listen").query())
-                task_status.started()
+                # Prove that notifications arrive (they do not through a
+                # pooler in transaction mode): one sent from another
+                # connection must come back.
+                probe = _json.dumps({"t": "probe", "n": secrets.token_hex(8)})
+                await self._run(_ops.listen_probe(probe))
                 async with aclosing(conn.notifies()) as notifies:
+                    with anyio.move_on_after(LISTEN_PROBE_TIMEOUT_SECONDS) as wait:
+                        async for notify in notifies:
+                            if notify.payload == probe:
+                                break
+                            _dispatch(notify.payload, on_notification)
+                    if wait.cancelled_caught:
+                        raise ConnectorException(LISTEN_UNSUPPORTED, transient=False)
+                    task_status.started()
                     async for notify in notifies:
-                        notification = _ops.parse_notification(notify.payload)
-                        if notification is not None:
-                            on_notification(notification)
+                        _dispatch(notify.payload, on_notification)
             except psycopg.Error as exc:
                 raise connector_error(
                     "Lost the LISTEN connection: ", exc, self._secrets
@@ -266,3 +284,9 @@ class PsycopgConnector:
 
     async def worker_unregister(self, worker_id: int) -> None:
         await self._run(_ops.worker_unregister(worker_id))
+
+
+def _dispatch(payload: str, on_notification: Callable[[Notification], object]) -> None:
+    notification = _ops.parse_notification(payload)
+    if notification is not None:
+        on_notification(notification)

@@ -508,3 +508,7 @@ def schema_apply(
     if missing:
         yield Statement("schema_record_migrations", {"names": missing})
     return missing
+
+
+def listen_probe(payload: str) -> Operation[None]:
+    yield Statement("listen_probe", {"payload": payload})

@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 
 from ..._exceptions import AppNotOpen
 from . import _ops
+from ._pooler import PoolerDetection
 from ._redact import cause_of, connector_error, secrets_of
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class SyncPsycopgConnector:
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
         self._secrets = secrets_of(conninfo, self.connect_kwargs)
+        self._pooler = PoolerDetection(self.connect_kwargs)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def __repr__(self) -> str:
@@ -110,6 +112,7 @@ class SyncPsycopgConnector:
                 min_size=self.min_size,
                 max_size=self.max_size,
                 kwargs={**self.connect_kwargs, "autocommit": True},
+                configure=self._pooler.configure_sync,
                 open=False,
                 name="procrastinate_anyio",
             )
