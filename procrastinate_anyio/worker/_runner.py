@@ -162,7 +162,7 @@ async def run_job(
         return outcome
     try:
         if result is not None:  # the common case needs no check
-            _json.dumps(result)
+            _json.dumps_value(result)
     # Not only TypeError and ValueError: a deep structure raises RecursionError,
     # a user's __iter__ or __str__ anything.
     except Exception as exc:
