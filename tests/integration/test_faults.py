@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import psycopg
 import pytest
+from psycopg import sql
 
 import procrastinate_anyio as pa
 from procrastinate_anyio import Status
@@ -41,12 +44,14 @@ class LogEvents(logging.Handler):
         super().__init__(logging.DEBUG)
         self.events: dict[str, anyio.Event] = {}
         self.seen: list[str] = []
+        self.messages: list[str] = []
 
     def event(self, action: str) -> anyio.Event:
         return self.events.setdefault(action, anyio.Event())
 
     def emit(self, record: logging.LogRecord) -> None:
         action = getattr(record, "action", None)
+        self.messages.append(record.getMessage())
         if action is not None:
             self.seen.append(action)
             self.event(action).set()
@@ -213,3 +218,53 @@ async def test_pruned_worker_row(pg_dsn: str, log_events: LogEvents) -> None:
         gate.set()
         await wait_all_done(app, 20)
     assert await final_statuses(pg_dsn) == {"succeeded": 20}
+
+
+@pytest.fixture
+def limited_dsn(pg_dsn: str) -> Iterator[str]:
+    """The test database, as a role allowed three connections."""
+    from tests.conftest import ADMIN_DSN
+
+    role = f"pa_limited_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 3").format(
+                sql.Identifier(role)
+            )
+        )
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+            conn.execute(
+                sql.SQL("GRANT ALL ON ALL {} IN SCHEMA public TO {}").format(
+                    sql.SQL(kind), sql.Identifier(role)
+                )
+            )
+    try:
+        yield psycopg.conninfo.make_conninfo(pg_dsn, user=role)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+async def test_running_out_of_server_connections(
+    limited_dsn: str, pg_dsn: str, log_events: LogEvents
+) -> None:
+    """A worker whose pool may open more connections than the server allows
+    it logs the refusals, backs off, and runs every job on the connections it
+    has."""
+    app = pa.App(
+        connector=pa.PsycopgConnector(limited_dsn, max_size=6),
+        worker_defaults={
+            "install_signal_handlers": False,
+            "fetch_job_polling_interval": 0.1,
+        },
+    )
+    gate = anyio.Event()
+    await defer_gated(app, gate, n=100)
+    gate.set()
+    async with worker_running(app, concurrency=20):
+        await wait_all_done(app, 100)
+    assert await final_statuses(pg_dsn) == {"succeeded": 100}
+    assert any("too many connections" in m for m in log_events.messages)
