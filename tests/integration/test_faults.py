@@ -51,7 +51,10 @@ class LogEvents(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         action = getattr(record, "action", None)
-        self.messages.append(record.getMessage())
+        message = record.getMessage()
+        self.messages.append(message)
+        if "too many connections" in message:
+            self.event("too_many_connections").set()
         if action is not None:
             self.seen.append(action)
             self.event(action).set()
@@ -251,9 +254,9 @@ def limited_dsn(pg_dsn: str) -> Iterator[str]:
 async def test_running_out_of_server_connections(
     limited_dsn: str, pg_dsn: str, log_events: LogEvents
 ) -> None:
-    """A worker whose pool may open more connections than the server allows
-    it logs the refusals, backs off, and runs every job on the connections it
-    has."""
+    """A worker that cannot open the connections it wants (the server's
+    limit for its role is reached) logs the refusals, backs off, and runs
+    every job once connections are free again."""
     app = pa.App(
         connector=pa.PsycopgConnector(limited_dsn, max_size=6),
         worker_defaults={
@@ -264,7 +267,20 @@ async def test_running_out_of_server_connections(
     gate = anyio.Event()
     await defer_gated(app, gate, n=100)
     gate.set()
-    async with worker_running(app, concurrency=20):
-        await wait_all_done(app, 100)
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
+        async with app.open_async():  # the pool's first connection
+            hogs = [await connect(limited_dsn) for _ in range(2)]  # the others
+            try:
+                async with anyio.create_task_group() as tg:
+                    worker = await tg.start(
+                        functools.partial(app.run_worker, concurrency=20)
+                    )
+                    await log_events.event("too_many_connections").wait()
+                    for hog in hogs:
+                        await hog.close()
+                    await wait_all_done(app, 100)
+                    worker.stop()
+            finally:
+                for hog in hogs:
+                    await hog.close()
     assert await final_statuses(pg_dsn) == {"succeeded": 100}
-    assert any("too many connections" in m for m in log_events.messages)
