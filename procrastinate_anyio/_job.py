@@ -62,6 +62,8 @@ class Job:
             started, and finished.
         result: the task's return value, once it succeeded.
         error: why the last attempt failed, if it did.
+        recoveries: how many times the job's worker died while running it
+            (each time, stalled-job recovery brought it back).
     """
 
     id: int
@@ -81,6 +83,7 @@ class Job:
     finished_at: datetime.datetime | None = None
     result: JSONValue = None
     error: JobError | None = None
+    recoveries: int = 0
 
     def call_string(self) -> str:
         """A readable ``task_name[id](key=value, ...)`` for logs and the shell."""

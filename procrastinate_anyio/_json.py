@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._exceptions import InvalidJobArguments
 
@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 # holding a backslash then "u0000" is fine).
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
+MAX_DEPTH: Final = 200
+"""The deepest nesting of lists and objects accepted. Python's JSON decoder
+stops near its recursion limit (about 1,000 levels, fewer inside a worker's
+call stack): a deeper value would be stored, then fail every worker that
+reads it."""
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
 JSONValue = Any
 """A value that :func:`json.dumps` accepts (dict, list, str, int, float, bool, None)."""
 
@@ -28,13 +37,61 @@ def dumps(value: JSONValue) -> str:
 
     Raises:
         TypeError: a value is not JSON-serialisable.
-        ValueError: a float is NaN or infinite, or a string holds the NUL
-            character (jsonb cannot store ``\\u0000``).
+        ValueError: a float is NaN or infinite, a string holds the NUL
+            character (jsonb cannot store ``\\u0000``) or a lone surrogate,
+            or the value is nested too deep for Python's JSON encoder.
     """
-    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    try:
+        # Not ASCII-only: a lone surrogate would be escaped, and PostgreSQL
+        # refuses (or, for two in a row, merges) escaped surrogates. Written
+        # as is, it cannot be encoded, which is checked below.
+        text = json.dumps(
+            value, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        )
+    except RecursionError:
+        raise ValueError(_too_deep()) from None
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise ValueError("PostgreSQL cannot store the NUL character (\\u0000) in JSON")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"A string holds a lone surrogate ({text[exc.start]!r}), which "
+                "is not text: PostgreSQL cannot store it"
+            ) from None
     return text
+
+
+def dumps_value(value: JSONValue) -> str:
+    """:func:`dumps` for a value users give (job arguments, a task's result):
+    also refuses nesting deeper than :data:`MAX_DEPTH`.
+
+    Raises:
+        TypeError: as :func:`dumps`.
+        ValueError: as :func:`dumps`, or nested too deep.
+    """
+    text = dumps(value)
+    # Cheap for nearly every value: fewer brackets than MAX_DEPTH, no scan.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise ValueError(_too_deep())
+    return text
+
+
+def _too_deep() -> str:
+    return f"JSON nested deeper than {MAX_DEPTH} levels is not accepted"
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of a JSON text (brackets in strings do not count)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub('""', text)):
+        if match[0] in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def loads(text: str | bytes) -> JSONValue:
@@ -48,11 +105,11 @@ def dumps_arguments(task_name: str, arguments: Mapping[str, Any]) -> str:
         InvalidJobArguments: an argument is not JSON-serialisable.
     """
     try:
-        return dumps(dict(arguments))
+        return dumps_value(dict(arguments))
     except (TypeError, ValueError) as exc:
         for key, value in arguments.items():
             try:
-                dumps(value)
+                dumps_value([value])  # the depth it has among the arguments
             except (TypeError, ValueError) as item_exc:
                 raise InvalidJobArguments(
                     f"Argument {key!r} of task {task_name!r} is not JSON-serialisable: "

@@ -131,6 +131,7 @@ NOT_CLI_FLAGS: Final[Mapping[str, str]] = {
     "install_signal_handlers": "the CLI always stops on SIGINT/SIGTERM",
     "update_heartbeat_interval": "tuning, through App(worker_defaults=...)",
     "stalled_worker_timeout": "tuning, through App(worker_defaults=...)",
+    "max_crash_recoveries": "tuning, through App(worker_defaults=...)",
     "fetch_batch_size": "tuning, through App(worker_defaults=...)",
     "completer_batch_size": "tuning, through App(worker_defaults=...)",
     "completer_flush_interval": "tuning, through App(worker_defaults=...)",

@@ -110,9 +110,14 @@ class AsyncConnector(Protocol):
         highest priority first, then oldest first."""
         ...
 
-    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
-        """Record the outcome of ``doing`` jobs; jobs no longer ``doing`` are
-        left alone."""
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
+        """Record the outcome of ``doing`` jobs; jobs no longer ``doing``, or
+        no longer owned by the outcome's ``worker_id`` and ``started_at``
+        (the attempt token), are left alone.
+
+        Returns:
+            The ids of the jobs whose outcome was refused that way, sorted.
+        """
         ...
 
     async def job_get(self, job_id: int) -> Job | None:

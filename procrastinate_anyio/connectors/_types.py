@@ -62,6 +62,12 @@ class JobOutcome:
     lock, and the lock's next job becomes active.
     ``worker_id``, when given, must still own the job: an outcome of a worker
     whose job was recovered and claimed again elsewhere is ignored.
+    ``started_at``, when given, is the attempt token: the job's ``started_at``
+    when it was claimed. Every claim sets it anew, so the outcome of an
+    attempt that was recovered, even if the same worker claimed the job
+    again since, is ignored too.
+    ``recovered``: the outcome of a crash recovery; the job's
+    ``recoveries`` grows by one.
     """
 
     job_id: int
@@ -75,6 +81,8 @@ class JobOutcome:
     retry_queue: str | None = None
     retry_lock: str | None = None
     delete_job: bool = False
+    started_at: datetime.datetime | None = None
+    recovered: bool = False
 
 
 def without_queueing_lock_conflicts(

@@ -163,8 +163,9 @@ RETURNING pa_jobs.*;
 
 -- name: job_finish_many
 -- Batched completion: one statement for many outcomes, guarded by the
--- current status (and owner, when given) so that a job finished elsewhere,
--- or recovered and claimed again, is left alone. A retried job goes back to
+-- current status (and owner and attempt token, when given) so that a job
+-- finished elsewhere, or recovered and claimed again (even by the same
+-- worker), is left alone: its id is returned in "refused". A retried job goes back to
 -- todo; it keeps its place on its lock unless the retry moves it to another
 -- lock. One notification lists the finished jobs that someone waits for
 -- (wait_for_job); none is sent when nobody waits.
@@ -173,7 +174,8 @@ WITH outcome AS MATERIALIZED (
         id bigint, status pa_job_status, result jsonb, error_type text,
         error_message text, error_traceback text, retry_at timestamptz,
         retry_priority integer, retry_queue text, retry_lock text,
-        delete_job boolean, worker_id bigint
+        delete_job boolean, worker_id bigint, started_at timestamptz,
+        recovered boolean
     )
 ),
 deleted AS (
@@ -181,6 +183,7 @@ deleted AS (
     WHERE pa_jobs.id = o.id AND o.delete_job AND pa_jobs.status = 'doing'
       AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE delete_job))
       AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
+      AND (o.started_at IS NULL OR pa_jobs.started_at = o.started_at)
     RETURNING pa_jobs.id
 ),
 updated AS (
@@ -199,12 +202,14 @@ updated AS (
         lock = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_lock, pa_jobs.lock)
                ELSE pa_jobs.lock END,
         lock_waiting = o.status = 'todo' AND o.retry_lock IS NOT NULL
-                       AND o.retry_lock IS DISTINCT FROM pa_jobs.lock
+                       AND o.retry_lock IS DISTINCT FROM pa_jobs.lock,
+        recoveries = pa_jobs.recoveries + CASE WHEN o.recovered THEN 1 ELSE 0 END
     FROM outcome AS o
     WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing'
       -- By primary key, whatever the planner thinks of the doing rows.
       AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE NOT delete_job))
       AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
+      AND (o.started_at IS NULL OR pa_jobs.started_at = o.started_at)
     RETURNING pa_jobs.id, pa_jobs.status
 ),
 finished AS (
@@ -218,10 +223,15 @@ payload AS (
     WHERE EXISTS (SELECT 1 FROM pa_job_waiters AS w WHERE w.job_id = f.id)
     HAVING count(*) > 0
 )
-SELECT pg_notify(
-    'pa_events', CASE WHEN octet_length(p) > 7000 THEN '{"t":"finished"}' ELSE p END
-)
-FROM payload;
+SELECT
+    ARRAY(
+        SELECT id FROM outcome
+        EXCEPT SELECT id FROM deleted
+        EXCEPT SELECT id FROM updated
+    ) AS refused,
+    (SELECT pg_notify(
+        'pa_events', CASE WHEN octet_length(p) > 7000 THEN '{"t":"finished"}' ELSE p END
+    ) FROM payload) IS NULL AS silent;
 
 -- name: job_abort_requested_many
 SELECT id FROM pa_jobs WHERE id = ANY(%(job_ids)s::bigint[]) AND abort_requested;
@@ -467,3 +477,13 @@ INSERT INTO pa_limit_starts (limit_key) SELECT unnest(%(keys)s::text[]);
 -- name: job_limit_starts_prune
 -- Starts older than the longest rate period (an hour) count for nothing.
 DELETE FROM pa_limit_starts WHERE started_at < now() - interval '61 minutes';
+
+-- name: connection_backend_pid
+-- The server process behind this connection: a pooler (PgBouncer) gives its
+-- clients a backend key of its own, so this differs from the one libpq got.
+SELECT pg_backend_pid() AS pid;
+
+-- name: listen_probe
+-- Sent from another connection right after LISTEN: the listener must hear it,
+-- which it does not through a pooler in transaction mode.
+SELECT pg_notify('pa_events', %(payload)s);

@@ -50,6 +50,8 @@ CREATE TABLE pa_jobs (
     error_type text,
     error_message text,
     error_traceback text,
+    -- Times the job's worker died while running it (stalled-job recovery).
+    recoveries integer NOT NULL DEFAULT 0,
     CONSTRAINT pa_jobs_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_task_name_check CHECK (char_length(task_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_args_check CHECK (jsonb_typeof(args) = 'object')

@@ -162,9 +162,9 @@ class InMemoryConnector:
         await anyio.lowlevel.checkpoint()
         return self.store.job_fetch_many(params)
 
-    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
         await anyio.lowlevel.checkpoint()
-        self.store.job_finish_many(outcomes)
+        return self.store.job_finish_many(outcomes)
 
     async def job_delete_old(self, params: DeleteOldParams) -> int:
         await anyio.lowlevel.checkpoint()

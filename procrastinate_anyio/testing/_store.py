@@ -289,20 +289,33 @@ class InMemoryStore:
                 conflicting.add(job_id)
         return conflicting
 
-    def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
+    def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
         outcomes = without_queueing_lock_conflicts(
             outcomes, self._retry_conflicts(outcomes)
         )
         now = self.clock()
         locks = []
         finished = []
+        refused = set()
         for outcome in outcomes:
             row = self.rows.get(outcome.job_id)
-            if row is None or row.job.status is not Status.DOING:
+            if (
+                row is None
+                or row.job.status is not Status.DOING
+                or (
+                    outcome.worker_id is not None
+                    and row.job.worker_id != outcome.worker_id
+                )
+                or (
+                    outcome.started_at is not None
+                    and row.job.started_at != outcome.started_at
+                )
+            ):
+                refused.add(outcome.job_id)
                 continue
             job = row.job
-            if outcome.worker_id is not None and job.worker_id != outcome.worker_id:
-                continue
+            if outcome.recovered:
+                job = row.job = attrs.evolve(job, recoveries=job.recoveries + 1)
             # Like PostgreSQL: the locks to rebalance are those the outcome names.
             if outcome.lock is not None:
                 locks.append(outcome.lock)
@@ -350,6 +363,7 @@ class InMemoryStore:
         self._rebalance(locks)
         if finished:
             self.notify(Notification(kind="finished", job_ids=tuple(finished)))
+        return sorted(refused)
 
     def job_retry(self, params: RetryParams) -> bool:
         row = self.rows.get(params.job_id)

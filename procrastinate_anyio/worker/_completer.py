@@ -190,11 +190,11 @@ class Completer:
         database refused it ``ISOLATE_AFTER_ATTEMPTS`` times. Connection
         failures are retried without limit."""
         backoff = Backoff(RETRY_BACKOFF_START_SECONDS, RETRY_BACKOFF_MAX_SECONDS)
-        attempts = refused = 0
+        attempts = rejections = 0
         while True:
             attempts += 1
             try:
-                await self._connector.job_finish_many(batch)
+                stale = await self._connector.job_finish_many(batch)
             except ConnectorException as exc:
                 logger.warning(
                     "Could not write %d job outcome(s) (attempt %d): %s",
@@ -206,11 +206,13 @@ class Completer:
                         "jobs": [o.job_id for o in batch],
                     },
                 )
-                refused += not exc.transient
-                if refused >= ISOLATE_AFTER_ATTEMPTS:
+                rejections += not exc.transient
+                if rejections >= ISOLATE_AFTER_ATTEMPTS:
                     return None
                 await backoff.sleep()
                 continue
+            if stale:
+                _log_stale(stale)
             return attempts
 
     async def _write_as_failure(self, outcome: JobOutcome) -> None:
@@ -240,3 +242,13 @@ class Completer:
                 outcome.job_id,
                 extra={"action": "completer_outcome_dropped", "job_id": outcome.job_id},
             )
+
+
+def _log_stale(job_ids: Sequence[int]) -> None:
+    logger.warning(
+        "Outcome of %d job(s) refused: the job was finished, or recovered and "
+        "claimed again, since this worker claimed it: %s",
+        len(job_ids),
+        ", ".join(map(str, job_ids)),
+        extra={"action": "completer_outcome_refused", "jobs": list(job_ids)},
+    )

@@ -22,7 +22,7 @@ import anyio
 
 from .._backoff import Backoff
 from .._context import AbortSignal
-from .._exceptions import ConnectorException, TaskNotFound
+from .._exceptions import ConnectorException
 from ..connectors._types import FetchParams
 from ._slots import RunningJob
 
@@ -223,7 +223,9 @@ class Fetcher:
         """The job with its cancel scope, whose deadline is the task's timeout."""
         try:  # by name or alias, as the runner finds it
             timeout = self._registry.get_task(job.task_name).timeout
-        except TaskNotFound:
+        except Exception:
+            # Unknown task, or a lookup that raises (user code): the runner
+            # meets the same error and fails the job; the fetcher goes on.
             timeout = None
         if timeout is None:
             return RunningJob(

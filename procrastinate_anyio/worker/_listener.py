@@ -51,6 +51,11 @@ async def listen(
                 "Notification dropped: the worker is behind",
                 extra={"action": "listener_notification_dropped"},
             )
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # The worker is stopping and nobody reads any more. The hub calls
+            # this from whoever sent the notification (the in-memory store
+            # calls it from the completer's write): raising would fail them.
+            pass
 
     with notifications, hub.subscribe(send, on_listening=lambda: send(MISSED_JOBS)):
         await hub.run(task_status=task_status)

@@ -64,6 +64,10 @@ class WorkerOptions:
         update_heartbeat_interval: seconds between heartbeats.
         stalled_worker_timeout: seconds without heartbeat after which a worker
             counts as dead.
+        max_crash_recoveries: how many times a job whose worker died while
+            running it is brought back (to ``todo``, without asking its retry
+            strategy); the next such crash fails it. 0: the first crash fails
+            the job.
         fetch_batch_size: most jobs claimed per statement.
         completer_batch_size: most outcomes written per statement.
         completer_flush_interval: seconds the completer gathers outcomes.
@@ -88,6 +92,7 @@ class WorkerOptions:
     install_signal_handlers: bool = True
     update_heartbeat_interval: float = attrs.field(default=10.0, validator=_positive)
     stalled_worker_timeout: float = attrs.field(default=30.0, validator=_positive)
+    max_crash_recoveries: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     fetch_batch_size: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     completer_batch_size: int = attrs.field(
         default=500, validator=attrs.validators.ge(1)

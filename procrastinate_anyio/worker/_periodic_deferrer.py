@@ -105,6 +105,18 @@ class PeriodicDeferrer:
                 )
                 self._last_seen[periodic.key] = after
                 continue
+            except Exception:
+                # User code (the task's configure options, a lock or queue
+                # that does not validate, a hook): this tick is skipped, the
+                # other periodic tasks and the worker go on.
+                logger.exception(
+                    "Could not prepare periodic job %s; tick skipped",
+                    periodic.task.name,
+                    extra={
+                        "action": "periodic_task_error",
+                        "task_name": periodic.task.name,
+                    },
+                )
             self._last_seen[periodic.key] = now
         return PeriodicResult(deferred=deferred, already_done=already_done)
 

@@ -7,41 +7,41 @@ need), the others skip the pass.
 
 A worker is dead when its heartbeat is older than ``stalled_worker_timeout``
 (or its row is gone). The driver only lists its ``doing`` jobs (data only);
-the decision is made here, with the same pure :func:`retry_outcome` as a job
-that raised: back to ``todo``, or ``failed`` when the task's retry strategy
-has no attempt left (the strategy is shown a :class:`StalledJob` error); a
-task unknown to this worker's app goes back to ``todo``. The outcomes are
-written guarded by the dead worker's id, so a job that its worker finished
-meanwhile, or that another worker claimed since, is left alone. No user code
-is needed (Procrastinate asks users to write a periodic task for this).
-(River's ``job_rescuer.go`` has the same shape: list, decide, rescue many.)
+the decision is made here. A crash is not the task's failure: the job goes
+back to ``todo`` at once, its retry strategy is not asked, and its
+``recoveries`` counter grows. A job that kills its worker every time (out of
+memory, a segfault in an extension) would otherwise loop forever: once its
+recoveries pass ``max_crash_recoveries`` it fails, with a
+:class:`StalledJob` error that says so. The outcomes are written guarded by
+the dead worker's id and the attempt token (the claim's ``started_at``), so
+a job that its worker finished meanwhile, or that was claimed again since,
+is left alone. No user code runs here, so nothing here can raise on a
+task's behalf. (River's ``job_rescuer.go`` has the same shape: list, decide,
+rescue many.)
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import attrs
 
-from .._clock import SYSTEM_CLOCK
-from .._exceptions import ConnectorException, StalledJob, TaskNotFound
+from .._exceptions import ConnectorException, StalledJob
 from .._job import Job, Status
-from .._retry import retry_outcome
 from ..connectors._types import JobOutcome, MaintenanceParams
 from ._runner import error_from_exception
 
 if TYPE_CHECKING:
-    import datetime
-
     from anyio.abc import TaskStatus
 
-    from .._clock import Clock
-    from .._task import TaskRegistry
     from ..connectors._protocols import AsyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.maintenance")
+
+DEFAULT_MAX_CRASH_RECOVERIES: Final = 3
+"""How many times a job may be brought back after its worker died."""
 
 
 @attrs.frozen(kw_only=True)
@@ -54,27 +54,33 @@ class RescueResult:
     promoted_locks: int = 0
 
 
-def rescue_outcome(
-    job: Job, registry: TaskRegistry, now: datetime.datetime
-) -> JobOutcome:
+def rescue_outcome(job: Job, max_crash_recoveries: int) -> JobOutcome:
     """Where a dead worker's job goes, written only if that worker still
-    owns it."""
-    exc = StalledJob(
-        f"Worker {job.worker_id} stopped heartbeating while running the job"
-    )
-    error = error_from_exception(exc)
-    try:
-        strategy = registry.get_task(job.task_name).retry_strategy
-    except TaskNotFound:
-        outcome = JobOutcome(
-            job_id=job.id, status=Status.TODO, error=error, lock=job.lock
+    owns that attempt: back to ``todo`` at once, or ``failed`` once the job
+    has been recovered more than ``max_crash_recoveries`` times."""
+    crashes = job.recoveries + 1
+    if crashes > max_crash_recoveries:
+        exc = StalledJob(
+            f"Worker {job.worker_id} stopped heartbeating while running the job, "
+            f"{crashes} time(s) in all, more than max_crash_recoveries "
+            f"({max_crash_recoveries}): the job fails"
         )
+        status = Status.FAILED
     else:
-        # The strategy's delay applies too, as when the job raises.
-        outcome = retry_outcome(
-            job, exc, strategy, now, otherwise=Status.FAILED, error=error
+        exc = StalledJob(
+            f"Worker {job.worker_id} stopped heartbeating while running the job "
+            f"(crash recovery {crashes} of at most {max_crash_recoveries})"
         )
-    return attrs.evolve(outcome, worker_id=job.worker_id)
+        status = Status.TODO
+    return JobOutcome(
+        job_id=job.id,
+        status=status,
+        error=error_from_exception(exc),
+        lock=job.lock,
+        worker_id=job.worker_id,
+        started_at=job.started_at,
+        recovered=True,
+    )
 
 
 class Rescuer:
@@ -82,29 +88,31 @@ class Rescuer:
 
     Args:
         connector: where the jobs are.
-        registry: finds each job's task (its retry strategy).
         stalled_worker_timeout: seconds without a heartbeat after which a
             worker is dead.
         interval: seconds between passes.
-        clock: the time of day (retry delays).
+        max_crash_recoveries: how many times a job may be recovered; the
+            next crash fails it.
     """
 
     def __init__(
         self,
         connector: AsyncConnector,
-        registry: TaskRegistry,
         *,
         stalled_worker_timeout: float,
         interval: float,
-        clock: Clock = SYSTEM_CLOCK,
+        max_crash_recoveries: int = DEFAULT_MAX_CRASH_RECOVERIES,
     ) -> None:
         if not stalled_worker_timeout > 0 or not interval > 0:
             raise ValueError("stalled_worker_timeout and interval must be positive")
+        if max_crash_recoveries < 0:
+            raise ValueError(
+                f"max_crash_recoveries must be at least 0, not {max_crash_recoveries}"
+            )
         self._connector = connector
-        self._registry = registry
         self._stalled_worker_timeout = stalled_worker_timeout
         self._interval = interval
-        self._clock = clock
+        self._max_crash_recoveries = max_crash_recoveries
 
     async def run(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -122,9 +130,9 @@ class Rescuer:
             )
             recovered: tuple[JobOutcome, ...] = ()
             if stalled.jobs:
-                now = self._clock.now()
                 recovered = tuple(
-                    rescue_outcome(job, self._registry, now) for job in stalled.jobs
+                    rescue_outcome(job, self._max_crash_recoveries)
+                    for job in stalled.jobs
                 )
                 await self._connector.job_finish_many(recovered)
             result = await self._connector.maintenance_run(
@@ -142,6 +150,9 @@ class Rescuer:
                 extra={
                     "action": "stalled_jobs_recovered",
                     "jobs": [o.job_id for o in recovered],
+                    "failed": [
+                        o.job_id for o in recovered if o.status is Status.FAILED
+                    ],
                     "pruned_workers": result.pruned_workers,
                 },
             )

@@ -31,6 +31,8 @@ from ..connectors._types import JobOutcome
 from ._options import DeleteJobs
 
 if TYPE_CHECKING:
+    import datetime
+
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._clock import Clock
@@ -140,13 +142,8 @@ async def run_job(
         error = TimeoutError(f"Job exceeded its timeout of {task.timeout} s")
     elif reason is StopReason.SHUTDOWN:
         interrupted = JobInterrupted("The worker stopped while the job was running")
-        outcome = retry_outcome(
-            job,
-            interrupted,
-            task.retry_strategy,
-            clock.now(),
-            otherwise=Status.ABORTED,
-            error=error_from_exception(interrupted),
+        outcome = _retry_outcome(
+            task, job, interrupted, clock.now(), otherwise=Status.ABORTED
         )
         logger.warning(
             "Job %s interrupted by the worker's shutdown: %s",
@@ -160,20 +157,15 @@ async def run_job(
         )
         return outcome
     if error is not None:
-        outcome = retry_outcome(
-            job,
-            error,
-            task.retry_strategy,
-            clock.now(),
-            otherwise=Status.FAILED,
-            error=error_from_exception(error),
-        )
+        outcome = _retry_outcome(task, job, error, clock.now(), otherwise=Status.FAILED)
         _log_failure(job, outcome, error, duration, log_extra)
         return outcome
     try:
         if result is not None:  # the common case needs no check
-            _json.dumps(result)
-    except (TypeError, ValueError) as exc:
+            _json.dumps_value(result)
+    # Not only TypeError and ValueError: a deep structure raises RecursionError,
+    # a user's __iter__ or __str__ anything.
+    except Exception as exc:
         message = (
             f"The return value of task {task.name!r} is not JSON-serialisable: {exc}"
         )
@@ -198,6 +190,49 @@ async def run_job(
         )
     return JobOutcome(
         job_id=job.id, status=Status.SUCCEEDED, result=result, lock=job.lock
+    )
+
+
+def _retry_outcome(
+    task: Task[Any, Any],
+    job: Job,
+    exc: BaseException,
+    now: datetime.datetime,
+    *,
+    otherwise: Status,
+) -> JobOutcome:
+    """:func:`retry_outcome`, except that a retry strategy that raises (user
+    code) fails the job with both errors instead of stopping the worker."""
+    error = error_from_exception(exc)
+    try:
+        return retry_outcome(
+            job, exc, task.retry_strategy, now, otherwise=otherwise, error=error
+        )
+    except Exception as strategy_exc:
+        logger.exception(
+            "Job %s: the retry strategy of task %r raised; the job fails",
+            job.id,
+            task.name,
+            extra={"action": "retry_strategy_error", "job": job.log_context()},
+        )
+        return JobOutcome(
+            job_id=job.id,
+            status=Status.FAILED,
+            lock=job.lock,
+            error=_strategy_error(error, strategy_exc),
+        )
+
+
+def _strategy_error(error: JobError, strategy_exc: Exception) -> JobError:
+    """The job's error, completed with what its retry strategy raised."""
+    raised = error_from_exception(strategy_exc)
+    return JobError(
+        type=error.type,
+        message=(
+            f"{error.message} (and the retry strategy raised "
+            f"{raised.type}: {raised.message})"
+        ),
+        traceback=f"{error.traceback}\nThe retry strategy raised:\n{raised.traceback}",
     )
 
 
@@ -333,6 +368,12 @@ class SlotRunner:
                 thread_limiter=self._thread_limiter,
                 clock=self._clock,
             )
+        except Exception as exc:
+            # run_job turns what the task does into an outcome; this is the
+            # net for user code around it (a context hook, an object whose
+            # methods raise): that one job fails, the worker goes on. Free
+            # when nothing raises.
+            outcome = _unexpected_failure(running, exc)
         finally:
             self._slots.remove(running.job.id)
         delete = self._delete_jobs
@@ -341,7 +382,10 @@ class SlotRunner:
             or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
         )
         outcome = attrs.evolve(
-            outcome, worker_id=self._worker_id, delete_job=delete_job
+            outcome,
+            worker_id=self._worker_id,
+            delete_job=delete_job,
+            started_at=running.job.started_at,  # the attempt token
         )
         try:
             outcomes.send_nowait(outcome)  # the common case: room in the buffer
@@ -354,6 +398,23 @@ class SlotRunner:
                     _lost_outcome(running)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             _lost_outcome(running)
+
+
+def _unexpected_failure(running: RunningJob, exc: Exception) -> JobOutcome:
+    job = running.job
+    logger.exception(
+        "Job %s failed outside its task: %s: %s",
+        job.id,
+        type(exc).__name__,
+        exc,
+        extra={"action": "job_unexpected_error", "job": job.log_context()},
+    )
+    return JobOutcome(
+        job_id=job.id,
+        status=Status.FAILED,
+        lock=job.lock,
+        error=error_from_exception(exc),
+    )
 
 
 def _lost_outcome(running: RunningJob) -> None:

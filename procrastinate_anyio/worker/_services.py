@@ -48,12 +48,11 @@ def make_services(
         AbortPoller(connector, slots, interval=options.abort_job_polling_interval).run,
         Rescuer(
             connector,
-            app,
             stalled_worker_timeout=options.stalled_worker_timeout,
             interval=min(
                 options.update_heartbeat_interval, options.fetch_job_polling_interval
             ),
-            clock=clock,
+            max_crash_recoveries=options.max_crash_recoveries,
         ).run,
         PeriodicDeferrer(
             connector,

@@ -9,6 +9,7 @@ tests do not get its jobs.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ app = pa.App(
         "stalled_worker_timeout": 2,
         "update_heartbeat_interval": 0.5,
         "fetch_job_polling_interval": 0.2,
+        "max_crash_recoveries": 1,
     },
     # Catch up on one second of ticks at most when a worker starts.
     periodic_defaults={"max_delay": 1},
@@ -55,3 +57,19 @@ async def stalls_once(context: pa.JobContext) -> str:
     if context.job.attempts == 1:
         await anyio.sleep_forever()
     return "second attempt"
+
+
+@app.task(name="paused_once", pass_context=True)
+async def paused_once(context: pa.JobContext) -> str:
+    """Its first run outlasts a pause of its worker (SIGSTOP), so that it is
+    recovered and run again elsewhere before the first run returns."""
+    if context.job.recoveries == 0:
+        await anyio.sleep(1)
+        return "first run"
+    return "after recovery"
+
+
+@app.task(name="kills_its_worker")
+def kills_its_worker() -> None:
+    """Dies as an out-of-memory kill would: its worker with it, every time."""
+    os.kill(os.getpid(), signal.SIGKILL)

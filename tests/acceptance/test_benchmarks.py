@@ -86,3 +86,46 @@ def test_smoke_run_prints_the_tables(tmp_path: Path) -> None:
             [prefix + "%"],
         ).fetchall()
     assert left == []
+
+
+@pytest.mark.timeout(120)
+def test_chaos_smoke_run() -> None:
+    """``python -m benchmarks.chaos`` on a few hundred jobs, with workers
+    killed (no PostgreSQL restart: the test server is shared): nothing lost,
+    nothing left doing, duplicates within the bound, its database dropped."""
+    before = _chaos_databases()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.chaos",
+            "--dsn",
+            ADMIN_DSN,
+            "--jobs",
+            "300",
+            "--workers",
+            "2",
+            "--concurrency",
+            "5",
+            "--kill-every",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lost 0, doing 0, duplicates" in result.stdout
+    assert "kills 0" not in result.stdout
+    assert _chaos_databases() == before
+
+
+def _chaos_databases() -> set[str]:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pa_chaos_%'"
+        ).fetchall()
+    return {row[0] for row in rows}

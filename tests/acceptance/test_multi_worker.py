@@ -177,6 +177,84 @@ def test_killed_worker_job_runs_again(pg_dsn: str, start_worker: Start) -> None:
     assert job.error is None
 
 
+def test_paused_worker_outcome_is_refused(
+    pg_dsn: str, start_worker: Start, tmp_path: pathlib.Path
+) -> None:
+    """A worker paused (SIGSTOP) past the stalled timeout loses its job to
+    another worker; resumed (SIGCONT), its late outcome is refused and logged,
+    and it goes on working."""
+    app = app_on(pg_dsn)
+    with app.open():
+        job_id = app.configure_task("paused_once").defer()
+    paused = start_worker()
+    wait_until(
+        pg_dsn,
+        "SELECT status::text FROM pa_jobs",
+        lambda rows: rows[0]["status"] == "doing",
+    )
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        other = start_worker()
+        wait_until(
+            pg_dsn,
+            "SELECT status::text FROM pa_jobs",
+            lambda rows: rows[0]["status"] == "succeeded",
+        )
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    log = tmp_path / "worker-0.log"
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while "completer_outcome_refused" not in log.read_text():
+        assert time.monotonic() < deadline, "the stale outcome was not refused"
+        time.sleep(0.05)
+    with app.open():
+        again = app.configure_task("record", lock="line").defer(n=1)
+    wait_until(
+        pg_dsn,
+        f"SELECT status::text FROM pa_jobs WHERE id = {again}",
+        lambda rows: rows[0]["status"] == "succeeded",
+    )
+    stop(paused, other)
+
+    with app.open():
+        job = app.job_manager.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.result, job.recoveries) == (
+        pa.Status.SUCCEEDED,
+        "after recovery",
+        1,
+    )
+
+
+def test_job_that_kills_its_worker_fails_after_the_bound(
+    pg_dsn: str, start_worker: Start
+) -> None:
+    """A job that kills its worker every time is recovered
+    ``max_crash_recoveries`` (1 here) times, then fails with an error that
+    says so; the worker that fails it lives on."""
+    app = app_on(pg_dsn)
+    with app.open():
+        job_id = app.configure_task("kills_its_worker").defer()
+    for _ in range(2):  # the first run, then the one recovery allowed
+        victim = start_worker()
+        assert victim.wait(timeout=DEADLINE_SECONDS) == -signal.SIGKILL
+    survivor = start_worker()
+    wait_until(
+        pg_dsn,
+        "SELECT status::text FROM pa_jobs",
+        lambda rows: rows[0]["status"] == "failed",
+    )
+    assert survivor.poll() is None
+    stop(survivor)
+
+    with app.open():
+        job = app.job_manager.get_job(job_id)
+    assert job is not None
+    assert job.recoveries == 2
+    assert job.error is not None
+    assert "more than max_crash_recoveries (1)" in job.error.message
+
+
 def run_shell(dsn: str, *args: str, stdin: str = "") -> str:
     result = subprocess.run(
         [

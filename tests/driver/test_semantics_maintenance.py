@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from procrastinate_anyio import Job
     from procrastinate_anyio.connectors import AsyncConnector
 
-    from .conftest import JobFactory
+    from .conftest import Driver, JobFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -250,3 +250,114 @@ async def test_recovered_job_keeps_its_lock(
         [JobOutcome(job_id=first, status=Status.SUCCEEDED, lock="L")]
     )
     assert await fetch_for(connector, alive) == [second]
+
+
+async def test_stale_attempt_is_refused_even_for_the_same_worker(
+    driver: Driver, jobs: JobFactory
+) -> None:
+    """The attempt token: once a job was recovered and claimed again, the
+    first attempt's outcome is refused (and reported) even when the same
+    worker made both claims; the second attempt's outcome is written."""
+    connector = driver.connector
+    worker = await connector.worker_register("paused", None)
+    job_id = await jobs.defer()
+    (first,) = await connector.job_fetch_many(
+        FetchParams(worker_id=worker, queues=None, limit=1)
+    )
+    await silence(connector, worker)
+    await maintain(
+        connector,
+        lambda job: attrs.evolve(
+            back_to_todo(job), started_at=job.started_at, recovered=True
+        ),
+    )
+    assert await connector.worker_register("paused", None, worker_id=worker) == worker
+    await driver.travel(datetime.timedelta(seconds=1))
+    (second,) = await connector.job_fetch_many(
+        FetchParams(worker_id=worker, queues=None, limit=1)
+    )
+    assert second.started_at != first.started_at
+
+    refused = await connector.job_finish_many(
+        [
+            JobOutcome(
+                job_id=job_id,
+                status=Status.FAILED,
+                worker_id=worker,
+                started_at=first.started_at,
+            )
+        ]
+    )
+
+    assert refused == [job_id]
+    assert await jobs.statuses(job_id) == [Status.DOING]
+    written = await connector.job_finish_many(
+        [
+            JobOutcome(
+                job_id=job_id,
+                status=Status.SUCCEEDED,
+                worker_id=worker,
+                started_at=second.started_at,
+            )
+        ]
+    )
+    assert written == []
+    assert await jobs.statuses(job_id) == [Status.SUCCEEDED]
+
+
+async def test_recoveries_are_counted(
+    connector: AsyncConnector, jobs: JobFactory
+) -> None:
+    """A recovery outcome adds one to the job's recoveries; a retry or a
+    plain outcome does not, and the count survives them."""
+    worker = await connector.worker_register("w", None)
+    job_id = await jobs.defer()
+    assert (await jobs.get(job_id)).recoveries == 0
+    for expected in (1, 2):
+        (job,) = await connector.job_fetch_many(
+            FetchParams(worker_id=worker, queues=None, limit=1)
+        )
+        await connector.job_finish_many(
+            [attrs.evolve(back_to_todo(job), worker_id=worker, recovered=True)]
+        )
+        assert (await jobs.get(job_id)).recoveries == expected
+    await fetch_for(connector, worker)
+    await connector.job_finish_many([back_to_todo(await jobs.get(job_id))])
+    await fetch_for(connector, worker)
+    await connector.job_finish_many(
+        [JobOutcome(job_id=job_id, status=Status.FAILED, error=STALLED)]
+    )
+
+    job = await jobs.get(job_id)
+    assert (job.status, job.recoveries) == (Status.FAILED, 2)
+
+
+async def test_refused_outcomes_are_returned(
+    connector: AsyncConnector, jobs: JobFactory
+) -> None:
+    """job_finish_many returns the ids of the outcomes it did not write:
+    jobs not doing, owned by another worker, or unknown; sorted."""
+    mine = await connector.worker_register("mine", None)
+    other = await connector.worker_register("other", None)
+    todo = await jobs.defer()
+    owned = await jobs.defer()
+    assert await fetch_for(connector, other) == [todo, owned]
+    await connector.job_finish_many(
+        [JobOutcome(job_id=todo, status=Status.TODO, worker_id=other)]
+    )
+    written = await jobs.defer()
+    assert await fetch_for(connector, mine) == [todo, written]
+
+    refused = await connector.job_finish_many(
+        [
+            JobOutcome(job_id=owned, status=Status.SUCCEEDED, worker_id=mine),
+            JobOutcome(job_id=written, status=Status.SUCCEEDED, worker_id=mine),
+            JobOutcome(job_id=10**9, status=Status.SUCCEEDED, worker_id=mine),
+            JobOutcome(
+                job_id=todo, status=Status.SUCCEEDED, worker_id=mine, delete_job=True
+            ),
+        ]
+    )
+
+    assert refused == [owned, 10**9]
+    assert await jobs.statuses(owned, written) == [Status.DOING, Status.SUCCEEDED]

@@ -307,7 +307,7 @@ async def test_maintenance_leader(app: pa.App, pg_dsn: str) -> None:
     await execute(
         pg_dsn, "UPDATE pa_workers SET last_heartbeat = now() - interval '1 hour'"
     )
-    maintenance = Rescuer(app.connector, app, stalled_worker_timeout=30, interval=1)
+    maintenance = Rescuer(app.connector, stalled_worker_timeout=30, interval=1)
 
     async with await connect(pg_dsn) as other, other.transaction():
         await other.execute(

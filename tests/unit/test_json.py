@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from procrastinate_anyio import InvalidJobArguments
+from procrastinate_anyio import InvalidJobArguments, _json
 from procrastinate_anyio._json import dumps, dumps_arguments, loads
 
 
@@ -79,3 +79,43 @@ def test_arguments_non_string_keys() -> None:
 def test_arguments_ok() -> None:
     """Good arguments give the JSON text of the mapping."""
     assert dumps_arguments("t", {"a": 1}) == '{"a":1}'
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_is_bounded() -> None:
+    """Values nested up to MAX_DEPTH are accepted, deeper ones (even far
+    past Python's recursion limit) refused with a ValueError."""
+    assert _json.loads(_json.dumps_value(_nested(_json.MAX_DEPTH))) == _nested(
+        _json.MAX_DEPTH
+    )
+    for depth in (_json.MAX_DEPTH + 1, 100_000):
+        with pytest.raises(ValueError, match="nested deeper than"):
+            _json.dumps_value(_nested(depth))
+
+
+def test_brackets_in_strings_are_not_nesting() -> None:
+    """Brackets inside strings (escaped quotes too) do not count as depth."""
+    text = '["[[[[", {"k": "\\"]]]]{{"}, [[1]]]'
+    assert _json._depth(text) == 3
+    assert _json.dumps_value(["[" * 500]) == '["' + "[" * 500 + '"]'
+
+
+@pytest.mark.parametrize(
+    "value", ["\ud800", "a\udfffb", "\ud83d\ude00", {"\udc80": 1}], ids=repr
+)
+def test_lone_surrogates_are_refused(value: object) -> None:
+    """Lone surrogates (which PostgreSQL refuses or merges) are refused."""
+    with pytest.raises(ValueError, match="lone surrogate"):
+        _json.dumps(value)
+
+
+def test_non_ascii_text_round_trips() -> None:
+    """Text beyond ASCII is stored as is."""
+    value = {"é": "😀 日本", "x": "\u2028"}
+    assert _json.loads(_json.dumps(value)) == value

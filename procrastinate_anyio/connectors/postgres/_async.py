@@ -6,6 +6,7 @@ It drives the operations of :mod:`._pg_ops` over the AnyIO connection pool of
 
 from __future__ import annotations
 
+import secrets
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -13,10 +14,13 @@ import anyio
 import psycopg
 from psycopg.rows import dict_row
 
+from ... import _json
 from ..._exceptions import AppNotOpen, ConnectorException
 from . import _ops
 from ._connection import AnyioConnection, connect
 from ._pool import ConnectionPool
+from ._pooler import LISTEN_PROBE_TIMEOUT_SECONDS, LISTEN_UNSUPPORTED, PoolerDetection
+from ._redact import cause_of, connector_error, secrets_of
 from ._sync import SyncPsycopgConnector
 
 if TYPE_CHECKING:
@@ -105,6 +109,8 @@ class PsycopgConnector:
         self.conninfo = conninfo
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self._secrets = secrets_of(conninfo, self.connect_kwargs)
+        self._pooler = PoolerDetection(self.connect_kwargs)
         self._pool: ConnectionPool | None = None
 
     def __repr__(self) -> str:
@@ -118,12 +124,15 @@ class PsycopgConnector:
         if self._pool is not None:
             return
         pool = ConnectionPool(
-            self.conninfo, max_size=self.max_size, connect_kwargs=self.connect_kwargs
+            self.conninfo,
+            max_size=self.max_size,
+            connect_kwargs=self.connect_kwargs,
+            configure=self._pooler.configure_async,
         )
         try:
             await pool.open()
         except psycopg.Error as exc:
-            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+            raise self._connect_error(exc) from cause_of(exc, self._secrets)
         self._pool = pool
 
     async def close_async(self) -> None:
@@ -137,9 +146,13 @@ class PsycopgConnector:
     async def connect_listener(self) -> AnyioConnection[Any]:
         """A new connection outside the pool, for LISTEN (its owner closes it)."""
         try:
-            return await connect(self.conninfo, **self.connect_kwargs)
+            conn = await connect(self.conninfo, **self.connect_kwargs)
         except psycopg.Error as exc:
-            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+            raise self._connect_error(exc) from cause_of(exc, self._secrets)
+        return conn
+
+    def _connect_error(self, exc: psycopg.Error) -> ConnectorException:
+        return connector_error("Could not connect to PostgreSQL: ", exc, self._secrets)
 
     async def _run(self, op: _ops.Operation[T]) -> T:
         if self._pool is None:
@@ -151,7 +164,11 @@ class PsycopgConnector:
             async with self._pool.connection() as conn:
                 return await run_operation_async(conn, op)
         except psycopg.Error as exc:
-            raise _ops.translate_error(exc) from exc
+            # Connecting failed (the operation's own errors are translated
+            # already): the message may quote the connection string.
+            raise _ops.translate_error(exc, self._secrets) from cause_of(
+                exc, self._secrets
+            )
 
     async def job_cancel(self, params: CancelParams) -> bool:
         return await self._run(_ops.job_cancel(params))
@@ -170,8 +187,8 @@ class PsycopgConnector:
     async def job_fetch_many(self, params: FetchParams) -> list[Job]:
         return await self._run(_ops.job_fetch_many(params))
 
-    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> None:
-        await self._run(_ops.job_finish_many(outcomes))
+    async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
+        return await self._run(_ops.job_finish_many(outcomes))
 
     async def job_delete_old(self, params: DeleteOldParams) -> int:
         return await self._run(_ops.job_delete_old(params))
@@ -219,14 +236,26 @@ class PsycopgConnector:
         try:
             try:
                 await conn.execute(_ops.Statement("listen").query())
-                task_status.started()
+                # Prove that notifications arrive (they do not through a
+                # pooler in transaction mode): one sent from another
+                # connection must come back.
+                probe = _json.dumps({"t": "probe", "n": secrets.token_hex(8)})
+                await self._run(_ops.listen_probe(probe))
                 async with aclosing(conn.notifies()) as notifies:
+                    with anyio.move_on_after(LISTEN_PROBE_TIMEOUT_SECONDS) as wait:
+                        async for notify in notifies:
+                            if notify.payload == probe:
+                                break
+                            _dispatch(notify.payload, on_notification)
+                    if wait.cancelled_caught:
+                        raise ConnectorException(LISTEN_UNSUPPORTED, transient=False)
+                    task_status.started()
                     async for notify in notifies:
-                        notification = _ops.parse_notification(notify.payload)
-                        if notification is not None:
-                            on_notification(notification)
+                        _dispatch(notify.payload, on_notification)
             except psycopg.Error as exc:
-                raise ConnectorException(f"Lost the LISTEN connection: {exc}") from exc
+                raise connector_error(
+                    "Lost the LISTEN connection: ", exc, self._secrets
+                ) from cause_of(exc, self._secrets)
             raise ConnectorException("The LISTEN connection stopped delivering")
         finally:
             with anyio.CancelScope(shield=True):
@@ -265,3 +294,9 @@ class PsycopgConnector:
 
     async def worker_unregister(self, worker_id: int) -> None:
         await self._run(_ops.worker_unregister(worker_id))
+
+
+def _dispatch(payload: str, on_notification: Callable[[Notification], object]) -> None:
+    notification = _ops.parse_notification(payload)
+    if notification is not None:
+        on_notification(notification)

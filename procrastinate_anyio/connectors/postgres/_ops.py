@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 
 from ... import _json
-from ..._exceptions import AlreadyEnqueued, ConnectorException, SchemaError
+from ..._exceptions import AlreadyEnqueued, SchemaError
 from ..._job import Job, JobError, JobToDefer, Status
 from ..._limits import look_ahead, pick, room
 from ..._sql import queries
@@ -40,6 +40,7 @@ from .._types import (
     StalledJobs,
     without_queueing_lock_conflicts,
 )
+from ._redact import connector_error
 
 if TYPE_CHECKING:
     import datetime
@@ -127,6 +128,7 @@ def job_from_row(row: Row) -> Job:
         finished_at=row["finished_at"],
         result=row["result"],
         error=error,
+        recoveries=row["recoveries"],
     )
 
 
@@ -135,8 +137,9 @@ _QUEUEING_LOCK_DETAIL: Final = re.compile(
 )
 
 
-def translate_error(exc: Exception) -> Exception:
-    """Turn a psycopg error into the library's exception for it."""
+def translate_error(exc: Exception, secrets: Sequence[str] = ()) -> Exception:
+    """Turn a psycopg error into the library's exception for it, with the
+    ``secrets`` (see :mod:`._redact`) masked in its message."""
     if isinstance(exc, pg_errors.UniqueViolation):
         constraint = exc.diag.constraint_name
         if constraint == "pa_jobs_queueing_lock_idx":
@@ -151,9 +154,7 @@ def translate_error(exc: Exception) -> Exception:
                 queueing_lock=queueing_lock,
             )
     transient = isinstance(exc, (pg_errors.OperationalError, pg_errors.InterfaceError))
-    return ConnectorException(
-        f"{type(exc).__name__}: {exc}".strip(), transient=transient
-    )
+    return connector_error(f"{type(exc).__name__}: ", exc, secrets, transient=transient)
 
 
 def _rebalance(locks: Sequence[str]) -> Generator[Statement, list[Row], None]:
@@ -203,6 +204,10 @@ def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
                 "retry_lock": o.retry_lock,
                 "delete_job": o.delete_job,
                 "worker_id": o.worker_id,
+                "started_at": None
+                if o.started_at is None
+                else o.started_at.isoformat(),
+                "recovered": o.recovered,
             }
         )
     return _json.dumps(rows)
@@ -359,7 +364,7 @@ def _job_fetch_limited(params: FetchParams) -> Operation[list[Job]]:
     return jobs
 
 
-def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
+def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[list[int]]:
     retry_ids = [o.job_id for o in outcomes if o.status is Status.TODO]
     if retry_ids:
         rows = yield Statement("job_retry_conflicts", {"job_ids": retry_ids})
@@ -375,9 +380,13 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
     if locks:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
-    yield Statement("job_finish_many", {"outcomes": _outcomes_document(outcomes)})
+    rows = yield Statement(
+        "job_finish_many", {"outcomes": _outcomes_document(outcomes)}
+    )
     if locks:
         yield from _rebalance(locks)
+    refused: list[int] = rows[0]["refused"]
+    return sorted(refused)
 
 
 def job_retry(params: RetryParams) -> Operation[bool]:
@@ -581,3 +590,7 @@ def schema_apply(
     if missing:
         yield Statement("schema_record_migrations", {"names": missing})
     return missing
+
+
+def listen_probe(payload: str) -> Operation[None]:
+    yield Statement("listen_probe", {"payload": payload})

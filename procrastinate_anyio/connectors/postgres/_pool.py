@@ -24,7 +24,7 @@ from ._connection import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
     from types import TracebackType
 
     from typing_extensions import Self
@@ -82,6 +82,7 @@ class ConnectionPool:
         *,
         max_size: int = 10,
         connect_kwargs: Mapping[str, Any] | None = None,
+        configure: Callable[[AnyioConnection[DictRow]], Awaitable[None]] | None = None,
     ) -> None:
         """Configure the pool; nothing is opened until `open`.
 
@@ -92,6 +93,8 @@ class ConnectionPool:
                 (libpq parameters such as ``application_name``,
                 ``prepare_threshold``). ``autocommit`` and ``row_factory`` are
                 fixed by the pool.
+            configure: Awaited with each new connection before its first use
+                (it must leave the connection idle).
 
         Raises:
             ValueError: ``max_size`` is below 1, or ``connect_kwargs`` sets
@@ -104,6 +107,7 @@ class ConnectionPool:
             raise ValueError(f"the pool sets {', '.join(sorted(fixed))} itself")
         self._conninfo = conninfo
         self._connect_kwargs = kwargs
+        self._configure = configure
         self._max_size = max_size
         self._slots = anyio.Semaphore(max_size)
         self._idle: deque[AnyioConnection[DictRow]] = deque()
@@ -192,12 +196,20 @@ class ConnectionPool:
             raise PoolClosed("the pool is not open: await pool.open() first")
 
     async def _connect(self) -> AnyioConnection[DictRow]:
-        return await AnyioConnection[DictRow].connect(
+        conn = await AnyioConnection[DictRow].connect(
             self._conninfo,
             autocommit=True,
             row_factory=dict_row,
             **self._connect_kwargs,
         )
+        if self._configure is not None:
+            try:
+                await self._configure(conn)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await conn.close()
+                raise
+        return conn
 
     def _pop_idle(self) -> AnyioConnection[DictRow] | None:
         """Return the most recently used healthy idle connection, dropping dead ones."""

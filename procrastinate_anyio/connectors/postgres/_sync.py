@@ -5,14 +5,16 @@ the async connector (:mod:`._pg_ops`)."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from ..._exceptions import AppNotOpen, ConnectorException
+from ..._exceptions import AppNotOpen
 from . import _ops
+from ._pooler import PoolerDetection
+from ._redact import cause_of, connector_error, secrets_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
         PausedQueue,
         RetryParams,
     )
+
+OPEN_TIMEOUT_SECONDS: Final = 10.0
+"""How long ``open()`` waits for the pool's first connection."""
 
 T = TypeVar("T")
 
@@ -93,6 +98,8 @@ class SyncPsycopgConnector:
         self.min_size = min_size
         self.max_size = max_size
         self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self._secrets = secrets_of(conninfo, self.connect_kwargs)
+        self._pooler = PoolerDetection(self.connect_kwargs)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def __repr__(self) -> str:
@@ -111,17 +118,20 @@ class SyncPsycopgConnector:
                 min_size=self.min_size,
                 max_size=self.max_size,
                 kwargs={**self.connect_kwargs, "autocommit": True},
+                configure=self._pooler.configure_sync,
                 open=False,
                 name="procrastinate_anyio",
             )
         )
         try:
-            pool.open(wait=True, timeout=10)
+            pool.open(wait=True, timeout=OPEN_TIMEOUT_SECONDS)
             with pool.connection() as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             pool.close()
-            raise ConnectorException(f"Could not connect to PostgreSQL: {exc}") from exc
+            raise connector_error(
+                "Could not connect to PostgreSQL: ", exc, self._secrets
+            ) from cause_of(exc, self._secrets)
         self._pool = pool
 
     def close(self) -> None:
@@ -137,7 +147,9 @@ class SyncPsycopgConnector:
             with self._pool.connection() as conn:
                 return run_operation_sync(conn, op)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise _ops.translate_error(exc) from exc
+            raise _ops.translate_error(exc, self._secrets) from cause_of(
+                exc, self._secrets
+            )
 
     def job_cancel(self, params: CancelParams) -> bool:
         return self._run(_ops.job_cancel(params))
@@ -181,7 +193,9 @@ class SyncPsycopgConnector:
                 finally:
                     run_operation_sync(conn, _ops.job_wait_end(waiter_id))
         except psycopg.Error as exc:
-            raise _ops.translate_error(exc) from exc
+            raise _ops.translate_error(exc, self._secrets) from cause_of(
+                exc, self._secrets
+            )
 
     @staticmethod
     def _wait(

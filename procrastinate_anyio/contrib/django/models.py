@@ -68,6 +68,7 @@ class Job(_ReadOnlyModel):
     error_type = models.TextField(null=True)
     error_message = models.TextField(null=True)
     error_traceback = models.TextField(null=True)
+    recoveries = models.IntegerField()
 
     class Meta:
         managed = False

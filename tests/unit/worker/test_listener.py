@@ -172,3 +172,18 @@ async def test_unexpected_errors_propagate():
         pytest.raises(RuntimeError, match="bug"),
     ):
         await listener()
+
+
+async def test_notification_after_the_reader_left_is_dropped() -> None:
+    """A notification that arrives once nobody reads the stream (the worker
+    stopping) is dropped; the sender (here the in-memory store, inside a
+    write) does not get an error."""
+    connector = InMemoryConnector()
+    hub = NotificationHub(cast("AsyncConnector", connector))
+    send, receive = heard()
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            await tg.start(listen, hub, send)
+            receive.close()
+            connector.store.notify(Notification(kind="defer"))
+            tg.cancel_scope.cancel()

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from procrastinate_anyio import (
@@ -19,10 +20,8 @@ from procrastinate_anyio import (
     InMemoryConnector,
     Job,
     RetryDecision,
-    RetryStrategy,
     Status,
 )
-from procrastinate_anyio._exceptions import StalledJob
 from procrastinate_anyio.connectors import FetchParams
 from procrastinate_anyio.worker._rescuer import Rescuer, rescue_outcome
 from tests.support import mock_clock
@@ -34,6 +33,7 @@ SILENCE = datetime.timedelta(seconds=60)
 
 def stalled(task_name: str, attempts: int = 1, lock: str | None = None) -> Job:
     return Job(
+        started_at=NOW,
         id=7,
         queue="default",
         task_name=task_name,
@@ -44,80 +44,52 @@ def stalled(task_name: str, attempts: int = 1, lock: str | None = None) -> Job:
     )
 
 
-class Recorder(BaseRetryStrategy):
-    """Retries elsewhere, in a minute; remembers what it was shown."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[BaseException, Job]] = []
+class Raising(BaseRetryStrategy):
+    """A retry strategy the rescuer must not ask."""
 
     def get_retry_decision(
         self, *, exception: BaseException, job: Job
     ) -> RetryDecision | None:
-        self.seen.append((exception, job))
-        return RetryDecision(retry_in=60, priority=5, queue="rescue", lock="R")
+        raise AssertionError("a crash asked the retry strategy")
 
 
 class TestRecoveryOutcome:
     @pytest.mark.parametrize(
-        ("retry", "attempts", "status"),
+        ("recoveries", "bound", "status"),
         [
-            pytest.param(False, 1, Status.FAILED, id="no-retry"),
-            pytest.param(2, 2, Status.TODO, id="attempt-left"),
-            pytest.param(2, 3, Status.FAILED, id="no-attempt-left"),
-            pytest.param(True, 50, Status.TODO, id="forever"),
-            pytest.param(
-                RetryStrategy(retry_exceptions=[KeyError]),
-                1,
-                Status.FAILED,
-                id="other-exceptions",
-            ),
-            pytest.param(
-                RetryStrategy(retry_exceptions=[StalledJob]),
-                1,
-                Status.TODO,
-                id="stalled-job-retried",
-            ),
+            pytest.param(0, 3, Status.TODO, id="first-crash"),
+            pytest.param(2, 3, Status.TODO, id="last-allowed"),
+            pytest.param(3, 3, Status.FAILED, id="one-too-many"),
+            pytest.param(0, 0, Status.FAILED, id="no-recovery-allowed"),
         ],
     )
-    def test_follows_the_retry_strategy(
-        self, app: App, retry: Any, attempts: int, status: Status
+    def test_crashes_are_counted_apart(
+        self, recoveries: int, bound: int, status: Status
     ) -> None:
-        """A stalled job goes back to todo while its strategy allows, else fails."""
-        app.task(name="work", retry=retry)(lambda: None)
+        """A stalled job goes back to todo at once until its recoveries pass
+        the bound; then it fails, with an error that says why."""
+        job = attrs.evolve(stalled("work", lock="L"), recoveries=recoveries)
 
-        outcome = rescue_outcome(stalled("work", attempts, lock="L"), app, NOW)
+        outcome = rescue_outcome(job, bound)
 
         assert (outcome.job_id, outcome.status, outcome.lock) == (7, status, "L")
+        assert (outcome.retry_at, outcome.recovered) == (None, True)
+        assert (outcome.worker_id, outcome.started_at) == (3, job.started_at)
         assert outcome.error is not None
         assert outcome.error.type == "procrastinate_anyio._exceptions.StalledJob"
         assert "Worker 3 stopped heartbeating" in outcome.error.message
+        if status is Status.FAILED:
+            assert f"more than max_crash_recoveries ({bound})" in outcome.error.message
 
-    def test_unknown_task_goes_back_to_todo(self, app: App) -> None:
-        """A job of a task this app does not know goes back to todo."""
-        outcome = rescue_outcome(stalled("elsewhere"), app, NOW)
-
-        assert outcome.status is Status.TODO
-
-    def test_custom_strategy_decides(self, app: App) -> None:
-        """A custom strategy sees StalledJob; its priority, queue, lock and
-        delay apply."""
-        strategy = Recorder()
-        app.task(name="work", retry=strategy)(lambda: None)
-        before = NOW
-
-        outcome = rescue_outcome(stalled("work"), app, NOW)
-
-        ((exception, job),) = strategy.seen
-        assert isinstance(exception, StalledJob)
-        assert job.id == 7
-        assert (outcome.status, outcome.retry_priority, outcome.retry_queue) == (
-            Status.TODO,
-            5,
-            "rescue",
-        )
-        assert outcome.retry_lock == "R"
-        assert outcome.retry_at is not None
-        assert outcome.retry_at - before >= datetime.timedelta(seconds=60)
+    def test_negative_bound_is_refused(self) -> None:
+        """max_crash_recoveries below 0 is refused at construction."""
+        with pytest.raises(ValueError, match="max_crash_recoveries"):
+            Rescuer(
+                InMemoryConnector(),
+                stalled_worker_timeout=1,
+                interval=1,
+                max_crash_recoveries=-1,
+            )
 
 
 @pytest.mark.anyio
@@ -142,7 +114,7 @@ class TestRunOnce:
     ) -> None:
         """A pass brings back the dead worker's job, prunes it, and says so."""
         job_id = await self.dead_worker_job(app, connector)
-        maintenance = Rescuer(app.connector, app, stalled_worker_timeout=30, interval=1)
+        maintenance = Rescuer(app.connector, stalled_worker_timeout=30, interval=1)
 
         result = await maintenance.run_once()
 
@@ -168,7 +140,7 @@ class TestRunOnce:
         connector.store.workers[worker_id].last_heartbeat -= SILENCE
 
         result = await Rescuer(
-            app.connector, app, stalled_worker_timeout=30, interval=1
+            app.connector, stalled_worker_timeout=30, interval=1
         ).run_once()
 
         assert result is not None
@@ -182,7 +154,7 @@ class TestRunOnce:
         job_id = await self.dead_worker_job(app, connector)
 
         result = await Rescuer(
-            app.connector, app, stalled_worker_timeout=90, interval=1
+            app.connector, stalled_worker_timeout=90, interval=1
         ).run_once()
 
         assert result is not None
@@ -201,7 +173,7 @@ class TestRunOnce:
 
         assert (
             await Rescuer(
-                app.connector, app, stalled_worker_timeout=30, interval=1
+                app.connector, stalled_worker_timeout=30, interval=1
             ).run_once()
             is None
         )

@@ -8,6 +8,6 @@ from procrastinate_anyio.contrib.django._migration import ApplySQLMigration
 
 
 class Migration(migrations.Migration):
-    dependencies = [("procrastinate_anyio", "0001_initial")]
+    dependencies = [("procrastinate_anyio", "0002_crash_recoveries")]
 
     operations = [ApplySQLMigration("0.1.0_04_pre_queue_pauses.sql")]
