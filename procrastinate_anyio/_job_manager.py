@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ._exceptions import AppNotOpen, JobNotFound
+from ._backoff import Backoff
+from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
 from ._job import Job, JobToDefer, Status
 from ._notifications import NotificationHub
 from ._validation import check_name, check_priority
@@ -25,13 +26,16 @@ from .connectors._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from .connectors._protocols import AsyncConnector, SyncConnector
+
+T = TypeVar("T")
 
 logger = logging.getLogger("procrastinate_anyio.job_manager")
 
 WAIT_POLL_INTERVAL_SECONDS = 1.0
+WAIT_RETRY_START_SECONDS = 0.05
 
 
 class SyncConnectorSlot:
@@ -357,6 +361,7 @@ class JobManager:
                 finished.set()
 
         job: Job | None = None
+        error: Exception | None = None
         with (
             anyio.fail_after(timeout),
             self.notifications.subscribe(on_notification, on_listening=finished.set),
@@ -365,20 +370,26 @@ class JobManager:
                 # Hosts the hub if nobody does (and takes over when its host
                 # leaves); otherwise just waits: one connection for all.
                 await tg.start(self.notifications.run)
-                # Registered, the completer notifies when this job finishes.
-                waiter_id = await self.connector.job_wait_begin(job_id)
                 try:
-                    while True:
-                        job = await self.get_job_async(job_id)
-                        if job is None or job.status.is_final:
-                            break
-                        with anyio.move_on_after(WAIT_POLL_INTERVAL_SECONDS):
-                            await finished.wait()
-                        finished = anyio.Event()
-                finally:
-                    with anyio.move_on_after(5, shield=True):
-                        await self.connector.job_wait_end(waiter_id)
+                    # Registered, the completer notifies when this job finishes.
+                    waiter_id = await _retrying(self.connector.job_wait_begin, job_id)
+                    try:
+                        while True:
+                            job = await _retrying(self.get_job_async, job_id)
+                            if job is None or job.status.is_final:
+                                break
+                            with anyio.move_on_after(WAIT_POLL_INTERVAL_SECONDS):
+                                await finished.wait()
+                            finished = anyio.Event()
+                    finally:
+                        with anyio.move_on_after(5, shield=True):
+                            await self.connector.job_wait_end(waiter_id)
+                except Exception as exc:
+                    # Raised as is, not inside the task group's exception group.
+                    error = exc
                 tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
         if job is None:
             raise JobNotFound(f"No job with id {job_id}")
         return job
@@ -396,6 +407,26 @@ class JobManager:
         if not job.status.is_final:
             raise TimeoutError(f"Job {job_id} did not finish within {timeout} s")
         return job
+
+
+async def _retrying(operation: Callable[[int], Awaitable[T]], argument: int) -> T:
+    """``operation(argument)``, again after a transient connector error (a
+    pooled connection the server dropped): a wait outlives such errors, as the
+    worker does. Other errors propagate."""
+    backoff = Backoff(WAIT_RETRY_START_SECONDS, WAIT_POLL_INTERVAL_SECONDS)
+    while True:
+        try:
+            return await operation(argument)
+        except ConnectorException as exc:
+            if not exc.transient:
+                raise
+            logger.warning(
+                "A wait for job %s hit a connection error, retrying: %s",
+                argument,
+                exc,
+                extra={"action": "wait_for_job_retry"},
+            )
+            await backoff.sleep()
 
 
 def _retry_params(

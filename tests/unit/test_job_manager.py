@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+import procrastinate_anyio as pa
 from procrastinate_anyio import (
     AlreadyEnqueued,
     App,
@@ -346,3 +347,47 @@ class TestQueuePause:
         with pytest.raises(ValueError, match="queue"):
             await app.job_manager.pause_queue_async(name)
         assert await app.job_manager.list_paused_queues_async() == []
+
+
+class TestWaitThroughConnectionErrors:
+    @pytest.mark.anyio
+    @mock_clock()
+    async def test_transient_errors_are_retried(
+        self, app: App, connector: InMemoryConnector
+    ) -> None:
+        """A wait outlives a dropped connection: the read is tried again."""
+        job_id = await app.configure_task("t").defer_async()
+        worker_id = await connector.worker_register("w", None)
+        await connector.job_fetch_many(
+            FetchParams(worker_id=worker_id, queues=None, limit=1)
+        )
+        await connector.job_finish_many(
+            [JobOutcome(job_id=job_id, status=Status.SUCCEEDED)]
+        )
+        failures = [pa.ConnectorException("connection lost")] * 2
+        get = connector.job_get
+
+        async def flaky(job_id: int) -> pa.Job | None:
+            if failures:
+                raise failures.pop()
+            return await get(job_id)
+
+        connector.job_get = flaky  # type: ignore[method-assign]  # a fault
+
+        job = await app.job_manager.wait_for_job_async(job_id, timeout=10)
+
+        assert (job.status, failures) == (Status.SUCCEEDED, [])
+
+    @pytest.mark.anyio
+    async def test_refused_statements_propagate(
+        self, app: App, connector: InMemoryConnector
+    ) -> None:
+        """A statement the database refuses is not retried."""
+
+        async def refused(job_id: int) -> pa.Job | None:
+            raise pa.ConnectorException("bad", transient=False)
+
+        connector.job_get = refused  # type: ignore[method-assign]  # a fault
+
+        with pytest.raises(pa.ConnectorException, match="bad"):
+            await app.job_manager.wait_for_job_async(1, timeout=10)
