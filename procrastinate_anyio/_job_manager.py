@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,23 +35,50 @@ WAIT_POLL_INTERVAL_SECONDS = 1.0
 
 
 class SyncConnectorSlot:
-    """Holds the sync connector that ``app.open()`` opened, for the sync API."""
+    """Holds the sync connector of the sync API: the one ``app.open()``
+    opened, else (once the app's async connector is open: inside a worker,
+    after ``open_async()``) one opened on first use, so that a sync task can
+    defer jobs like any other code. That one is closed with the async
+    connector (``app.close_async()``), or on first use after it closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: AsyncConnector | None = None) -> None:
         self.connector: SyncConnector | None = None
+        self._source = source
+        self._implicit: SyncConnector | None = None
+        # Sync tasks run in several threads: one opens the connector.
+        self._lock = threading.Lock()
 
     def get(self) -> SyncConnector:
         """The open sync connector.
 
         Raises:
-            AppNotOpen: ``app.open()`` is not in effect.
+            AppNotOpen: neither ``app.open()`` nor the async connector is open.
         """
-        if self.connector is None or not self.connector.is_open:
-            raise AppNotOpen(
-                "Sync calls need an open app: use `with app.open():` "
-                "(or the *_async methods inside `async with app.open_async():`)"
-            )
-        return self.connector
+        if self.connector is not None and self.connector.is_open:
+            return self.connector
+        if self.connector is None and self._source is not None:
+            with self._lock:
+                if self._source.is_open:
+                    if self._implicit is None:
+                        implicit = self._source.get_sync_connector()
+                        implicit.open()
+                        self._implicit = implicit
+                    return self._implicit
+                self._close_implicit_locked()
+        raise AppNotOpen(
+            "Sync calls need an open app: use `with app.open():` "
+            "(or the *_async methods inside `async with app.open_async():`)"
+        )
+
+    def close_implicit(self) -> None:
+        """Close the connector opened on first use, if any."""
+        with self._lock:
+            self._close_implicit_locked()
+
+    def _close_implicit_locked(self) -> None:
+        implicit, self._implicit = self._implicit, None
+        if implicit is not None:
+            implicit.close()
 
 
 class JobManager:

@@ -10,9 +10,12 @@ Every async method first yields to the event loop
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 
 from .._clock import SYSTEM_CLOCK
@@ -210,12 +213,25 @@ class InMemoryConnector:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         await anyio.lowlevel.checkpoint()
-        self.store.listeners.append(on_notification)
+        loop_thread = threading.get_ident()
+
+        def deliver(notification: Notification) -> None:
+            # The sync facade may write from a sync task's thread: listeners
+            # set AnyIO events, which only the event loop's thread may do.
+            if threading.get_ident() == loop_thread:
+                on_notification(notification)
+                return
+            # Outside an AnyIO worker thread this raises RuntimeError and the
+            # notification is dropped: the worker's polling finds the job.
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(on_notification, notification)
+
+        self.store.listeners.append(deliver)
         try:
             task_status.started()
             await anyio.sleep_forever()
         finally:
-            self.store.listeners.remove(on_notification)
+            self.store.listeners.remove(deliver)
 
     async def schema_applied_migrations(self) -> list[str] | None:
         await anyio.lowlevel.checkpoint()

@@ -28,7 +28,8 @@ cancelled, outcomes flushed, the worker unregistered) and is then raised to
 the caller. Database errors are expected and retried with backoff.
 
 Cancellation of the caller's scope (an ASGI lifespan ending, ``tg.cancel_scope
-.cancel()``) means a graceful stop: the tree runs under a shield, and a guard
+.cancel()``) or of the caller's asyncio task (``task.cancel()``) means a
+graceful stop: the tree runs under a shield in a task of its own, and a guard
 task outside it turns the cancellation into :meth:`Worker.stop`. The shutdown
 is bounded by ``shutdown_graceful_timeout`` and the final flush by
 ``FINAL_FLUSH_TIMEOUT_SECONDS``.
@@ -85,15 +86,17 @@ NOTIFICATION_BUFFER: Final = 1000
 
 
 class _TrackedStatus(TaskStatus[None]):
-    """Forwards ``started()`` and remembers whether it was called."""
+    """Forwards ``started()`` (with ``value``) and remembers whether it was
+    called."""
 
-    def __init__(self, inner: TaskStatus[None]) -> None:
+    def __init__(self, inner: TaskStatus[Any], value: object = None) -> None:
         self._inner = inner
+        self._value = value
         self.called = False
 
     def started(self, value: object = None) -> None:
         self.called = True
-        self._inner.started()
+        self._inner.started(self._value)
 
 
 @attrs.frozen(kw_only=True)
@@ -242,16 +245,36 @@ class Worker:
                         worker_name=self.options.name,
                     )
                 )
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._run(worker_id, task_status)
-                finally:
-                    finished.set()
-                    signals.cancel()
+            # The tree runs in a task of its own, not in the caller's: a
+            # native asyncio cancel (``task.cancel()``) lands on the caller's
+            # task whatever AnyIO shields, and here it only reaches the guard,
+            # which turns it into a graceful stop like any other cancel.
+            if await tg.start(self._run_tree, worker_id, finished, signals):
+                task_status.started(self)
         if self._errors:
             raise BaseExceptionGroup("the worker stopped on error", self._errors)
 
-    async def _run(self, worker_id: int, task_status: TaskStatus[Worker]) -> None:
+    async def _run_tree(
+        self,
+        worker_id: int,
+        finished: anyio.Event,
+        signals: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[bool] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The worker's tree, shielded. ``task_status.started(True)`` once it
+        is ready; ``started(False)`` if it ended before."""
+        ready = _TrackedStatus(task_status, True)
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._run(worker_id, ready)
+            finally:
+                finished.set()
+                signals.cancel()
+                if not ready.called:
+                    task_status.started(False)
+
+    async def _run(self, worker_id: int, task_status: TaskStatus[None]) -> None:
         options = self.options
         connector = self.app.connector
         log_extra = {"worker": options.name, "worker_id": worker_id}
@@ -312,7 +335,7 @@ class Worker:
                 )
                 services_scope = anyio.CancelScope()
                 await tg.start(self._run_services, services_scope, worker_id, fetcher)
-                task_status.started(self)
+                task_status.started()
                 try:
                     async with outcomes, anyio.create_task_group() as jobs:
                         await self._run_jobs(jobs, fetcher, runner, outcomes)
