@@ -143,6 +143,12 @@ class App(Blueprint):
         """
         with anyio.CancelScope(shield=True):
             await self.connector.close_async()
+            await self._close_implicit_sync()
+
+    async def _close_implicit_sync(self) -> None:
+        # In a thread (closing a pool blocks), and only when there is one:
+        # a thread hop is a wait that a test's mock clock would jump over.
+        if self._sync_slot.has_implicit:
             await anyio.to_thread.run_sync(self._sync_slot.close_implicit)
 
     def open(self) -> Self:
@@ -287,7 +293,7 @@ class App(Blueprint):
                 await self.close_async()
             else:  # what the jobs' sync API opened ends with the worker
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._sync_slot.close_implicit)
+                    await self._close_implicit_sync()
 
     def run_worker_sync(self, *, backend: str = "asyncio", **options: Any) -> None:
         """Run a worker from sync code: ``anyio.run`` on ``backend``

@@ -82,3 +82,8 @@ class StalledJob(ProcrastinateException):
 class JobInterrupted(ProcrastinateException):
     """The worker stopped while the job was running: shown to retry
     strategies when a shutdown cancels a job."""
+
+
+class JobAborted(ProcrastinateException):
+    """Raised by a task to end its job as ``aborted`` (typically a sync task
+    that saw ``context.should_abort()``), as in Procrastinate."""

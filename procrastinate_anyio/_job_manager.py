@@ -70,6 +70,11 @@ class SyncConnectorSlot:
             "(or the *_async methods inside `async with app.open_async():`)"
         )
 
+    @property
+    def has_implicit(self) -> bool:
+        """Whether a connector was opened on first use and is not closed."""
+        return self._implicit is not None
+
     def close_implicit(self) -> None:
         """Close the connector opened on first use, if any."""
         with self._lock:

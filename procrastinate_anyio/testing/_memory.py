@@ -134,6 +134,16 @@ class InMemoryConnector:
         """Forget every job and worker."""
         self.store.reset()
 
+    @property
+    def jobs(self) -> dict[int, dict[str, Any]]:
+        """Every job by id, as a dict with the keys of a Procrastinate job
+        row (``id``, ``queue_name``, ``task_name``, ``args``, ``status``...),
+        for tests written against Procrastinate's in-memory connector."""
+        return {
+            job_id: _procrastinate_row(row.job)
+            for job_id, row in sorted(self.store.rows.items())
+        }
+
     async def job_cancel(self, params: CancelParams) -> bool:
         await anyio.lowlevel.checkpoint()
         return self.store.job_cancel(params)
@@ -256,3 +266,20 @@ class InMemoryConnector:
     async def worker_unregister(self, worker_id: int) -> None:
         await anyio.lowlevel.checkpoint()
         self.store.worker_unregister(worker_id)
+
+
+def _procrastinate_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "queue_name": job.queue,
+        "task_name": job.task_name,
+        "priority": job.priority,
+        "lock": job.lock,
+        "queueing_lock": job.queueing_lock,
+        "args": dict(job.task_kwargs),
+        "status": job.status.value,
+        "scheduled_at": job.scheduled_at,
+        "attempts": job.attempts,
+        "abort_requested": job.abort_requested,
+        "worker_id": job.worker_id,
+    }

@@ -24,7 +24,7 @@ import attrs
 from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._context import JobContext, StopReason
-from .._exceptions import JobInterrupted, TaskNotFound
+from .._exceptions import JobAborted, JobInterrupted, TaskNotFound
 from .._job import Job, JobError, Status
 from .._retry import retry_outcome
 from ..connectors._types import JobOutcome
@@ -132,7 +132,9 @@ async def run_job(
         running.scope.cancel_called or running.abort_signal.reason is StopReason.TIMEOUT
     ):
         reason = StopReason.TIMEOUT
-    if reason is StopReason.ABORT:
+    if reason is StopReason.ABORT or (
+        reason is None and isinstance(error, JobAborted)  # the task gave up
+    ):
         return _aborted(job, log_extra)
     # A timeout or a shutdown interrupts the job even if it returned: a sync
     # task returns early when should_abort() says so, and its work is not done.
