@@ -13,6 +13,7 @@ import anyio
 
 from ._exceptions import AppNotOpen, JobNotFound
 from ._job import Job, JobToDefer, Status
+from ._job_manager_porting import ProcrastinateJobManagerMixin
 from ._notifications import NotificationHub
 from ._validation import check_name, check_priority
 from .connectors._types import (
@@ -86,7 +87,7 @@ class SyncConnectorSlot:
             implicit.close()
 
 
-class JobManager:
+class JobManager(ProcrastinateJobManagerMixin):
     """Reads and changes jobs. Reach it as ``app.job_manager``."""
 
     def __init__(self, connector: AsyncConnector, sync_slot: SyncConnectorSlot) -> None:
@@ -143,9 +144,10 @@ class JobManager:
         lock: str | None = None,
         queueing_lock: str | None = None,
         worker_id: int | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[Job]:
-        """Jobs matching every given filter, oldest first, at most ``limit``."""
+        """Jobs matching every given filter, oldest first; at most ``limit``
+        when given (no limit by default, as in Procrastinate)."""
         return await self.connector.job_list(
             _filters(id, queue, task, status, lock, queueing_lock, worker_id, limit)
         )
@@ -160,7 +162,7 @@ class JobManager:
         lock: str | None = None,
         queueing_lock: str | None = None,
         worker_id: int | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[Job]:
         return self.sync_connector.job_list(
             _filters(id, queue, task, status, lock, queueing_lock, worker_id, limit)
@@ -229,7 +231,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per queue."""
         return await self.connector.job_stats(
@@ -243,7 +245,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "queue", _filters(None, queue, task, status, lock, None, None, limit)
@@ -256,7 +258,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per task."""
         return await self.connector.job_stats(
@@ -270,7 +272,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "task", _filters(None, queue, task, status, lock, None, None, limit)
@@ -283,7 +285,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per lock (jobs without a lock are left out)."""
         return await self.connector.job_stats(
@@ -297,7 +299,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "lock", _filters(None, queue, task, status, lock, None, None, limit)
@@ -425,7 +427,7 @@ def _filters(
     lock: str | None,
     queueing_lock: str | None,
     worker_id: int | None,
-    limit: int,
+    limit: int | None,
 ) -> JobFilter:
     return JobFilter(
         id=id,
