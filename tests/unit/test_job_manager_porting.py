@@ -60,8 +60,8 @@ async def test_stalled_jobs_retried(app: App, connector: InMemoryConnector) -> N
         assert [job.id for job in stalled] == [job_id]
         assert await app.job_manager.get_stalled_jobs(task_name="other") == []
         assert await app.job_manager.get_stalled_jobs(queue="other") == []
-        for job in stalled:
-            await app.job_manager.retry_job(job)
+        for stalled_job in stalled:
+            await app.job_manager.retry_job(stalled_job)
 
         job = await app.job_manager.get_job_async(job_id)
         assert job is not None
