@@ -14,9 +14,10 @@ from ._task import DEFAULT_QUEUE, Task
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from ._job_manager import JobManager
+    from ._middleware import TaskMiddleware
     from ._retry import RetryValue
 
 P = ParamSpec("P")
@@ -74,6 +75,7 @@ class Blueprint:
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # the overloads above are what callers see
@@ -90,6 +92,7 @@ class Blueprint:
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> Any:
         """Register a function as a task; usable bare (``@app.task``) or with
         options (``@app.task(queue="sums")``).
@@ -106,6 +109,8 @@ class Blueprint:
             pass_context: call the function with a ``JobContext`` first.
             timeout: seconds (or timedelta) after which an attempt is
                 cancelled and counts as failed.
+            task_middleware: callables ``(call_next, context, worker)``
+                around each run, of the task's kind (sync or async).
         """
 
         def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -121,6 +126,7 @@ class Blueprint:
                 retry=retry,
                 pass_context=pass_context,
                 timeout=timeout,
+                task_middleware=task_middleware,
             )
             self._register_task(task)
             return task

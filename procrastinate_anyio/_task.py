@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from typing_extensions import ParamSpec
 
 from ._deferrer import _UNSET, JobDeferrer, JobTemplate, signature_checker
+from ._middleware import check_task_middleware
 from ._retry import BaseRetryStrategy, RetryValue, get_retry_strategy
 from ._validation import check_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._job_manager import JobManager
+    from ._middleware import TaskMiddleware
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +62,7 @@ class Task(Generic[P, R]):
         retry: RetryValue = False,
         pass_context: bool = False,
         timeout: float | datetime.timedelta | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"a task must be a function, not {func!r}")
@@ -77,6 +80,9 @@ class Task(Generic[P, R]):
         self.pass_context = pass_context
         self.timeout = _timeout_seconds(timeout)
         self.is_async = inspect.iscoroutinefunction(func)
+        self.middleware = check_task_middleware(
+            self.name, self.is_async, task_middleware
+        )
         self._check_signature = signature_checker(
             func, task_name=self.name, pass_context=pass_context
         )

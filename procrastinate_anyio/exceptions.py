@@ -10,6 +10,7 @@ from ._exceptions import JobAborted as JobAborted
 from ._exceptions import JobNotFound as JobNotFound
 from ._exceptions import JobStateError as JobStateError
 from ._exceptions import LoadFromPathError as LoadFromPathError
+from ._exceptions import MiddlewareKindMismatch as MiddlewareKindMismatch
 from ._exceptions import ProcrastinateException as ProcrastinateException
 from ._exceptions import SchemaError as SchemaError
 from ._exceptions import TaskAlreadyRegistered as TaskAlreadyRegistered
@@ -25,6 +26,7 @@ __all__ = [
     "JobNotFound",
     "JobStateError",
     "LoadFromPathError",
+    "MiddlewareKindMismatch",
     "ProcrastinateException",
     "SchemaError",
     "TaskAlreadyRegistered",

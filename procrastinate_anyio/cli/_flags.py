@@ -135,6 +135,8 @@ NOT_CLI_FLAGS: Final[Mapping[str, str]] = {
     "completer_batch_size": "tuning, through App(worker_defaults=...)",
     "completer_flush_interval": "tuning, through App(worker_defaults=...)",
     "completer_buffer_size": "tuning, through App(worker_defaults=...)",
+    "task_middleware": "Python callables, for code to pass",
+    "worker_middleware": "Python callables, for code to pass",
 }
 """The ``WorkerOptions`` fields deliberately left out of the CLI, and why."""
 

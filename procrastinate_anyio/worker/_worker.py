@@ -59,7 +59,7 @@ from ._completer import Completer
 from ._fetcher import Fetcher
 from ._listener import listen
 from ._options import WorkerOptions
-from ._runner import SlotRunner
+from ._runner import SlotRunner, WorkerMiddlewares
 from ._services import count_written, make_services, route_notifications
 from ._signals import handle_signals
 from ._slots import RunningJob, Slots
@@ -319,6 +319,9 @@ class Worker:
             additional_context=types.MappingProxyType(dict(options.additional_context)),
             delete_jobs=options.delete_jobs,
             clock=self._clock,
+            middleware=WorkerMiddlewares.make(
+                options.worker_middleware, options.task_middleware, self
+            ),
         )
         try:
             async with anyio.create_task_group() as tg:

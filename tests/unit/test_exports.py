@@ -77,6 +77,7 @@ PROCRASTINATE_PATHS = {
     "job_context",
     "jobs",
     "manager",
+    "middleware",
     "periodic",
     "retry",
     "schema",
