@@ -6,7 +6,7 @@ import functools
 import importlib
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -19,6 +19,7 @@ from ._exceptions import LoadFromPathError, TaskNotFound
 from ._job_manager import JobManager, SyncConnectorSlot
 from ._schema import SchemaManager
 from ._task import DEFAULT_QUEUE
+from .connectors._sync_only import SyncOnlyConnector, is_sync_only
 from .worker._worker import Worker
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskStatus
 
-    from .connectors._protocols import AsyncConnector
+    from .connectors._protocols import AsyncConnector, SyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.app")
 
@@ -47,7 +48,7 @@ class App(Blueprint):
     def __init__(
         self,
         *,
-        connector: AsyncConnector,
+        connector: AsyncConnector | SyncConnector,
         import_paths: Iterable[str] | None = None,
         worker_defaults: Mapping[str, Any] | None = None,
         periodic_defaults: Mapping[str, Any] | None = None,
@@ -62,12 +63,15 @@ class App(Blueprint):
     def __repr__(self) -> str:
         return f"App(connector={self.connector!r}, tasks={len(self.tasks)})"
 
-    def _bind(self, connector: AsyncConnector) -> None:
-        self.connector = connector
-        self._sync_slot = SyncConnectorSlot(connector)
+    def _bind(self, connector: AsyncConnector | SyncConnector) -> None:
+        if is_sync_only(connector):
+            # Procrastinate's sync-only app: the sync API, no worker.
+            connector = SyncOnlyConnector(cast("SyncConnector", connector))
+        self.connector: AsyncConnector = cast("AsyncConnector", connector)
+        self._sync_slot = SyncConnectorSlot(self.connector)
         self._sync_opened: list[bool] = []
-        self._job_manager = JobManager(connector, self._sync_slot)
-        self.schema_manager = SchemaManager(connector, self._sync_slot)
+        self._job_manager = JobManager(self.connector, self._sync_slot)
+        self.schema_manager = SchemaManager(self.connector, self._sync_slot)
 
     @property
     def job_manager(self) -> JobManager:

@@ -28,6 +28,7 @@ from .connectors._types import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from . import _json
     from .connectors._protocols import AsyncConnector, SyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.job_manager")
@@ -93,6 +94,8 @@ class JobManager(ProcrastinateJobManagerMixin):
     def __init__(self, connector: AsyncConnector, sync_slot: SyncConnectorSlot) -> None:
         self.connector = connector
         self._sync_slot = sync_slot
+        self.json_dumps: _json.Encoder | None = getattr(connector, "json_dumps", None)
+        """The connector's ``json_dumps``, which job arguments go through."""
         self.notifications = NotificationHub(connector)
         """The app's one LISTEN connection, shared by its worker and waiters."""
 

@@ -110,7 +110,9 @@ class PeriodicDeferrer:
 
     async def _defer_tick(self, periodic: PeriodicTask, tick: int) -> int | None:
         deferrer = periodic.task.configure(**periodic.configure_kwargs)
-        job = deferrer.template.make_job({"timestamp": tick}, self._clock.now())
+        job = deferrer.template.make_job(
+            {"timestamp": tick}, self._clock.now(), deferrer.job_manager.json_dumps
+        )
         extra = {
             "task_name": periodic.task.name,
             "periodic_id": periodic.periodic_id,

@@ -183,7 +183,7 @@ async def run_job(
         return outcome
     try:
         if result is not None:  # the common case needs no check
-            _json.dumps(result)
+            _json.dumps(result, getattr(app.connector, "json_dumps", None))
     except (TypeError, ValueError) as exc:
         message = (
             f"The return value of task {task.name!r} is not JSON-serialisable: {exc}"

@@ -182,7 +182,9 @@ def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
     return "[" + ",".join(items) + "]"
 
 
-def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
+def _outcomes_document(
+    outcomes: Sequence[JobOutcome], encode: _json.Encoder | None = None
+) -> str:
     """The outcomes as one JSON array, the parameter of ``job_finish_many``."""
     rows = []
     for o in outcomes:
@@ -203,7 +205,7 @@ def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
                 "worker_id": o.worker_id,
             }
         )
-    return _json.dumps(rows)
+    return _json.dumps(rows, encode)
 
 
 def job_defer_many(jobs: Sequence[JobToDefer]) -> Operation[list[int]]:
@@ -295,7 +297,9 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
     return jobs
 
 
-def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
+def job_finish_many(
+    outcomes: Sequence[JobOutcome], encode: _json.Encoder | None = None
+) -> Operation[None]:
     retry_ids = [o.job_id for o in outcomes if o.status is Status.TODO]
     if retry_ids:
         rows = yield Statement("job_retry_conflicts", {"job_ids": retry_ids})
@@ -311,7 +315,9 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[None]:
     if locks:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
-    yield Statement("job_finish_many", {"outcomes": _outcomes_document(outcomes)})
+    yield Statement(
+        "job_finish_many", {"outcomes": _outcomes_document(outcomes, encode)}
+    )
     if locks:
         yield from _rebalance(locks)
 
