@@ -278,12 +278,20 @@ class Worker:
         options = self.options
         connector = self.app.connector
         log_extra = {"worker": options.name, "worker_id": worker_id}
+        backend = _backend_name()
         logger.info(
-            "Worker %s started: queues %s, concurrency %d",
+            "Worker %s started: queues %s, concurrency %d, on %s",
             options.name,
             ", ".join(options.queues) if options.queues else "all",
             options.concurrency,
-            extra={"action": "worker_start", "queues": options.queues, **log_extra},
+            backend,
+            extra={
+                "action": "worker_start",
+                "queues": options.queues,
+                "concurrency": options.concurrency,
+                "backend": backend,
+                **log_extra,
+            },
         )
         outcomes, to_complete = anyio.create_memory_object_stream[JobOutcome](
             options.completer_buffer_size
@@ -349,7 +357,7 @@ class Worker:
                     )
             completer.report_unwritten(log_extra)
         finally:
-            await _unregister(connector, worker_id, log_extra)
+            await _unregister(connector, worker_id, log_extra, self._jobs_done)
 
     async def _supervise(
         self,
@@ -455,8 +463,21 @@ class Worker:
         await self._slots.drain(timeout)
 
 
+def _backend_name() -> str:
+    """The running event loop's name, for the start line."""
+    try:
+        import sniffio  # trio depends on it: without it, there is no trio
+
+        return sniffio.current_async_library()
+    except Exception:  # not installed, or a loop it does not know
+        return "asyncio"
+
+
 async def _unregister(
-    connector: AsyncConnector, worker_id: int, log_extra: Mapping[str, Any]
+    connector: AsyncConnector,
+    worker_id: int,
+    log_extra: Mapping[str, Any],
+    jobs_done: Mapping[str, int],
 ) -> None:
     """Remove the worker's row, bounded and shielded: the worker is stopping."""
     with anyio.move_on_after(UNREGISTER_TIMEOUT_SECONDS, shield=True):
@@ -468,8 +489,12 @@ async def _unregister(
                 exc,
                 extra={"action": "worker_unregister_error", **log_extra},
             )
+    done = ", ".join(
+        f"{count} {status}" for status, count in jobs_done.items() if count
+    )
     logger.info(
-        "Worker %s stopped",
+        "Worker %s stopped: %s",
         log_extra["worker"],
-        extra={"action": "worker_stop", **log_extra},
+        done or "no job run",
+        extra={"action": "worker_stop", "jobs_done": dict(jobs_done), **log_extra},
     )
