@@ -85,10 +85,8 @@ def settings(argv: list[str]) -> dict[str, Any]:
 
 def test_logging_flags() -> None:
     """``--log-level``, ``--log-format`` and ``--log-format-style``."""
-    found = settings(
-        ["--log-level", "debug", "--log-format", "{message}", "--log-format-style", "{"]
-        + ["schema"]
-    )
+    argv = ["--log-level", "debug", "--log-format", "{message}"]
+    found = settings([*argv, "--log-format-style", "{", "schema"])
 
     assert (found["level"], found["fmt"], found["style"]) == (
         logging.DEBUG,
