@@ -1,5 +1,6 @@
 # Shutdown: a worker in an asyncio task, cancelled; the running job ends.
 import asyncio
+import contextlib
 
 from procrastinate import App, PsycopgConnector
 
@@ -26,9 +27,7 @@ async def main():
         )
         await started.wait()
         worker.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await worker
-        except asyncio.CancelledError:
-            pass
         job = (await app.job_manager.list_jobs_async(id=job_id))[0]
     return job.status.value, job.result
