@@ -98,7 +98,8 @@ async def run_job(
 
     args: tuple[JobContext, ...] = ()
     context: JobContext | None = None
-    wrapped = middleware is not None or bool(task.middleware)
+    # Only then is the chain built: most jobs have no middleware.
+    wrapped = bool(task.middleware) or (middleware is not None and middleware.active)
     if task.pass_context or wrapped:  # only then: most tasks need no context
         context = JobContext(
             app=app,
@@ -233,6 +234,7 @@ class WorkerMiddlewares:
     sync_task: tuple[Any, ...]
     async_task: tuple[Any, ...]
     worker_object: Any
+    active: bool  # any worker-level middleware at all
 
     @classmethod
     def make(
@@ -240,15 +242,14 @@ class WorkerMiddlewares:
         worker_middleware: Sequence[Any],
         task_middleware: Sequence[Any],
         worker_object: Any,
-    ) -> WorkerMiddlewares | None:
-        """None when there is none: jobs then run exactly as without."""
-        if not worker_middleware and not task_middleware:
-            return None
+    ) -> WorkerMiddlewares:
+        """Split by kind; ``worker_object`` is what middleware get as ``worker``."""
         return cls(
             tuple(worker_middleware),
             tuple(m for m in task_middleware if not is_async_middleware(m)),
             tuple(m for m in task_middleware if is_async_middleware(m)),
             worker_object,
+            bool(worker_middleware or task_middleware),
         )
 
 

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.from_thread
 import attrs
 from anyio.abc import TaskStatus
 
@@ -143,6 +144,7 @@ class Worker:
         self._errors: list[BaseException] = []
         self._jobs_done: dict[str, int] = {status.value: 0 for status in Status}
         self._ran = False
+        self._loop_thread: int | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.options.name!r}, id={self.worker_id})"
@@ -152,7 +154,12 @@ class Worker:
     def stop(self, *, now: bool = False) -> None:
         """Ask the worker to stop: no new job starts; running jobs get
         ``shutdown_graceful_timeout`` to finish (``now``: they are cancelled at
-        once). Safe to call more than once, from the worker's event loop."""
+        once). Safe to call more than once, from the worker's event loop or
+        from a thread of its sync tasks (a sync middleware, say)."""
+        if self._loop_thread not in (None, threading.get_ident()):
+            # Events and cancel scopes belong to the loop: hop there.
+            anyio.from_thread.run_sync(functools.partial(self.stop, now=now))
+            return
         if not self._stop_requested:
             logger.info(
                 "Stop requested%s",
@@ -211,6 +218,7 @@ class Worker:
         if self._ran:
             raise RuntimeError("a Worker runs once; make a new one")
         self._ran = True
+        self._loop_thread = threading.get_ident()
         # Outside the task group below, so that a registration error reaches
         # the caller as is, not inside an exception group.
         with anyio.CancelScope(shield=True):

@@ -218,3 +218,23 @@ async def test_abort_reason_in_a_task(
     await run(app)
 
     assert reasons == ["timeout"]  # a StopReason, a str enum
+
+
+async def test_sync_middleware_stops_the_worker(
+    app: pa.App, connector: pa.InMemoryConnector
+) -> None:
+    """A sync middleware may call ``worker.stop()`` from the task's thread
+    (Procrastinate's ``stop_after_one``): the job ends, nothing else starts."""
+
+    def stop_after_one(call_next: Any, context: JobContext, worker: Any) -> Any:
+        worker.stop()
+        return call_next()
+
+    @app.task(name="t", task_middleware=[stop_after_one])
+    def t() -> None:
+        pass
+
+    await t.batch_defer_async({}, {})
+    await run(app, wait=True)
+
+    assert [row["status"] for row in connector.jobs.values()] == ["succeeded", "todo"]
