@@ -129,7 +129,9 @@ class Fetcher:
             # Nothing running, nothing claimed by the second claimer meanwhile
             # (its reservation), nothing left to write: no job is left.
             idle = slots.free() == slots.total
-            if idle and not pending_before and not self._outcomes_pending():
+            if idle and not self._outcomes_pending():
+                if pending_before:
+                    continue  # written during the claim (that change is past)
                 logger.info(
                     "No job left, stopping (one-shot)",
                     extra={"action": "worker_no_job_left"},

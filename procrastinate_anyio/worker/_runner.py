@@ -382,6 +382,9 @@ class SlotRunner:
         self._delete_jobs = delete_jobs
         self._clock = clock
         self._thread_limiter = anyio.CapacityLimiter(slots.total)
+        self.outcomes_sent = 0
+        """Outcomes sent to the completer (a one-shot worker compares it with
+        those written)."""
 
     async def run_slot(
         self,
@@ -418,6 +421,7 @@ class SlotRunner:
         outcome = attrs.evolve(
             outcome, worker_id=self._worker_id, delete_job=delete_job
         )
+        self.outcomes_sent += 1
         try:
             outcomes.send_nowait(outcome)  # the common case: room in the buffer
         except anyio.WouldBlock:

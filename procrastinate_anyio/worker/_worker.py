@@ -321,7 +321,12 @@ class Worker:
             options,
             worker_id=worker_id,
             clock=self._clock,
-            outcomes_pending=lambda: not completer.statistics().idle,
+            # Sent but not reported written: an outcome handed to a waiting
+            # completer is in neither its buffer nor its batch for a moment.
+            outcomes_pending=lambda: (
+                runner.outcomes_sent > sum(self._jobs_done.values())
+                or not completer.statistics().idle
+            ),
         )
         if self._stop_requested:  # stop() before the fetcher existed
             fetcher.stop()
