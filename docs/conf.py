@@ -30,7 +30,7 @@ html_theme = "furo"
 nitpicky = True
 nitpick_ignore_regex = [
     # The standard library (no intersphinx inventory).
-    ("py:.*", r"(collections\.abc|contextlib|datetime|enum|pathlib|typing)\..*"),
+    ("py:.*", r"(collections\.abc|contextlib|datetime|enum|json|pathlib|typing)\..*"),
     ("py:class", r"AbstractAsyncContextManager"),  # contextlib, unqualified
     # anyio: the task_status of run_* entry points.
     ("py:class", r"(anyio\.abc\.)?TaskStatus"),
@@ -59,4 +59,15 @@ nitpick_ignore = [
     ("py:class", "RetryValue"),  # Blueprint.task(retry=...), Task(retry=...)
     ("py:class", "SyncConnectorSlot"),  # JobManager(), SchemaManager()
     ("py:class", "TaskOwner"),  # Task(blueprint=...)
+    ("py:class", "TaskMiddleware"),  # Blueprint.task(task_middleware=...)
+    (
+        "py:class",
+        "procrastinate_anyio._context.StopReason",
+    ),  # JobContext.abort_reason()
+    ("py:class", "_json.Encoder"),  # the connectors' json_dumps
+    # JobManager's base class (shown by :show-inheritance:).
+    (
+        "py:class",
+        "procrastinate_anyio._job_manager_porting.ProcrastinateJobManagerMixin",
+    ),
 ]

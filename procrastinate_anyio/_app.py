@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.to_thread
+from typing_extensions import Self
 
 from ._blueprint import Blueprint
 from ._builtin_tasks import make_builtin_blueprint
@@ -19,15 +21,16 @@ from ._limits import Limit, QueueLimits
 from ._schema import SchemaManager
 from ._task import DEFAULT_QUEUE
 from ._validation import check_name
+from .connectors._sync_only import SyncOnlyConnector, is_sync_only
 from .worker._worker import Worker
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+    from collections.abc import Generator, Iterable, Iterator, Mapping
 
     from anyio.abc import TaskStatus
 
-    from .connectors._protocols import AsyncConnector
+    from .connectors._protocols import AsyncConnector, SyncConnector
 
 logger = logging.getLogger("procrastinate_anyio.app")
 
@@ -51,7 +54,7 @@ class App(Blueprint):
     def __init__(
         self,
         *,
-        connector: AsyncConnector,
+        connector: AsyncConnector | SyncConnector,
         import_paths: Iterable[str] | None = None,
         worker_defaults: Mapping[str, Any] | None = None,
         periodic_defaults: Mapping[str, Any] | None = None,
@@ -73,11 +76,15 @@ class App(Blueprint):
     def __repr__(self) -> str:
         return f"App(connector={self.connector!r}, tasks={len(self.tasks)})"
 
-    def _bind(self, connector: AsyncConnector) -> None:
-        self.connector = connector
-        self._sync_slot = SyncConnectorSlot()
-        self._job_manager = JobManager(connector, self._sync_slot)
-        self.schema_manager = SchemaManager(connector, self._sync_slot)
+    def _bind(self, connector: AsyncConnector | SyncConnector) -> None:
+        if is_sync_only(connector):
+            # Procrastinate's sync-only app: the sync API, no worker.
+            connector = SyncOnlyConnector(cast("SyncConnector", connector))
+        self.connector: AsyncConnector = cast("AsyncConnector", connector)
+        self._sync_slot = SyncConnectorSlot(self.connector)
+        self._sync_opened: list[bool] = []
+        self._job_manager = JobManager(self.connector, self._sync_slot)
+        self.schema_manager = SchemaManager(self.connector, self._sync_slot)
 
     def limits(self) -> tuple[Limit, ...]:
         """The global limits the worker's claims enforce: the tasks'
@@ -123,6 +130,7 @@ class App(Blueprint):
             self._sync_slot,
             self._job_manager,
             self.schema_manager,
+            self._sync_opened,
         )
         self._bind(connector)
         try:
@@ -133,6 +141,7 @@ class App(Blueprint):
                 self._sync_slot,
                 self._job_manager,
                 self.schema_manager,
+                self._sync_opened,
             ) = saved
 
     def with_connector(self, connector: AsyncConnector) -> App:
@@ -158,35 +167,67 @@ class App(Blueprint):
         app.periodic_tasks = list(self.periodic_tasks)
         return app
 
-    @asynccontextmanager
-    async def open_async(self) -> AsyncIterator[App]:
-        """Open the connector for the duration of the block.
+    def open_async(self) -> AsyncOpening:
+        """Open the connector: ``await app.open_async()`` (then
+        :meth:`close_async`), or ``async with app.open_async():`` for a
+        block. A connector that is already open is left to whoever opened it.
 
-        Cancellation: closing is shielded, so the connections are released
-        even when the block is cancelled.
+        Cancellation: closing at the end of the block is shielded, so the
+        connections are released even when the block is cancelled.
         """
-        await self.connector.open_async()
-        try:
-            yield self
-        finally:
-            await self.connector.close_async()
+        return AsyncOpening(self)
 
-    @contextmanager
-    def open(self) -> Iterator[App]:
-        """Open a sync connection for the block: for the sync API
-        (``task.defer()``, ``job_manager.list_jobs()``...) in code with no
-        event loop."""
+    async def close_async(self) -> None:
+        """Close the connector (and the sync connections the sync API opened
+        meanwhile, see :meth:`open`).
+
+        Cancellation: shielded, so the connections are released.
+        """
+        with anyio.CancelScope(shield=True):
+            await self.connector.close_async()
+            await self._close_implicit_sync()
+
+    async def _close_implicit_sync(self) -> None:
+        # In a thread (closing a pool blocks), and only when there is one:
+        # a thread hop is a wait that a test's mock clock would jump over.
+        if self._sync_slot.has_implicit:
+            await anyio.to_thread.run_sync(self._sync_slot.close_implicit)
+
+    def open(self) -> Self:
+        """Open a sync connection for the sync API (``task.defer()``,
+        ``job_manager.list_jobs()``...) in code with no event loop:
+        ``app.open()`` (then :meth:`close`), or ``with app.open():`` for a
+        block. Once the async connector is open (in a worker, or after
+        :meth:`open_async`), the sync API works without it."""
         if self._sync_slot.connector is not None:
-            yield self  # nested: the outer block owns the connection
-            return
+            self._sync_opened.append(False)  # nested: the outer one closes
+            return self
         connector = self.connector.get_sync_connector()
         connector.open()
         self._sync_slot.connector = connector
-        try:
-            yield self
-        finally:
-            self._sync_slot.connector = None
+        self._sync_opened.append(True)
+        return self
+
+    def close(self) -> None:
+        """Close the sync connection that :meth:`open` opened."""
+        self._sync_opened.clear()
+        connector, self._sync_slot.connector = self._sync_slot.connector, None
+        if connector is not None:
             connector.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # The block of `with app.open():` closes what that open() opened.
+        if not self._sync_opened or self._sync_opened.pop():
+            self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close_async()
 
     def configure_task(
         self,
@@ -240,17 +281,43 @@ class App(Blueprint):
         )
         return JobDeferrer(self.job_manager, template, connection=connection)
 
-    async def run_worker(
+    def run_worker(self, **options: Any) -> Any:
+        """Run a worker, in the style of the caller.
+
+        In async code (asyncio or Trio), this is :meth:`run_worker_async`:
+        ``await app.run_worker()``, ``anyio.run(app.run_worker)`` and
+        ``await tg.start(app.run_worker)`` work. Called with no running event
+        loop (a script, a sync task's thread), it runs the worker on asyncio
+        to the end, blocking, like Procrastinate's; use
+        :meth:`run_worker_sync` to choose the backend.
+
+        Args:
+            **options: :class:`WorkerOptions` fields, over ``worker_defaults``
+                (and ``task_status`` in async code).
+
+        Returns:
+            In async code, the coroutine to await; else None, once the
+            worker stopped.
+        """
+        try:
+            anyio.get_current_task()
+        except RuntimeError:  # anyio's NoEventLoopError: no loop in this thread
+            self.run_worker_sync(**options)
+            return None
+        return self.run_worker_async(**options)
+
+    async def run_worker_async(
         self,
         *,
         task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
         """Run a worker until it is stopped (SIGINT/SIGTERM, ``worker.stop()``,
-        cancellation of the caller's scope, or ``wait=False`` with no job left).
+        cancellation of the caller's scope or task, or ``wait=False`` with no
+        job left).
 
         Opens the connector if it is not open (and closes what it opened).
-        In a task group, ``worker = await tg.start(partial(app.run_worker,
+        In a task group, ``worker = await tg.start(partial(app.run_worker_async,
         ...))`` returns the :class:`Worker` once it is registered and listening.
 
         Args:
@@ -265,15 +332,17 @@ class App(Blueprint):
             await worker.run(task_status=task_status)
         finally:
             if opened:
+                await self.close_async()
+            else:  # what the jobs' sync API opened ends with the worker
                 with anyio.CancelScope(shield=True):
-                    await self.connector.close_async()
+                    await self._close_implicit_sync()
 
     def run_worker_sync(self, *, backend: str = "asyncio", **options: Any) -> None:
         """Run a worker from sync code: ``anyio.run`` on ``backend``
-        ("asyncio" or "trio") of :meth:`run_worker`."""
+        ("asyncio" or "trio") of :meth:`run_worker_async`."""
         if backend not in ("asyncio", "trio"):
             raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
-        anyio.run(functools.partial(self.run_worker, **options), backend=backend)
+        anyio.run(functools.partial(self.run_worker_async, **options), backend=backend)
 
     def perform_import_paths(self) -> None:
         """Import the modules of ``import_paths``.
@@ -289,6 +358,32 @@ class App(Blueprint):
             logger.debug(
                 "Imported %s", path, extra={"action": "import_path", "path": path}
             )
+
+
+class AsyncOpening:
+    """What :meth:`App.open_async` returns: awaitable (opens, returns the
+    app) and an async context manager (opens, closes at the end)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._opened: bool | None = None  # None: not opened by this one yet
+
+    async def _open(self) -> App:
+        if self._opened is None:
+            self._opened = not self._app.connector.is_open
+            if self._opened:
+                await self._app.connector.open_async()
+        return self._app
+
+    def __await__(self) -> Generator[Any, None, App]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> App:
+        return await self._open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._opened:
+            await self._app.close_async()
 
 
 def load_app(path: str) -> App:

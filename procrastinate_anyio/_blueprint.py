@@ -14,9 +14,10 @@ from ._task import DEFAULT_QUEUE, Task
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from ._job_manager import JobManager
+    from ._middleware import TaskMiddleware
     from ._retry import RetryValue
 
 P = ParamSpec("P")
@@ -76,6 +77,7 @@ class Blueprint:
         timeout: float | datetime.timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: str | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # the overloads above are what callers see
@@ -94,6 +96,7 @@ class Blueprint:
         timeout: float | datetime.timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: str | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> Any:
         """Register a function as a task; usable bare (``@app.task``) or with
         options (``@app.task(queue="sums")``).
@@ -115,6 +118,8 @@ class Blueprint:
             rate_limit: at most this many of its jobs start per second,
                 minute or hour, across every worker: ``"10/s"``, ``"100/m"``,
                 ``"5/h"``.
+            task_middleware: callables ``(call_next, context, worker)``
+                around each run, of the task's kind (sync or async).
 
         Raises:
             ValueError, TypeError: an invalid option (at declaration).
@@ -135,6 +140,7 @@ class Blueprint:
                 timeout=timeout,
                 concurrency_limit=concurrency_limit,
                 rate_limit=rate_limit,
+                task_middleware=task_middleware,
             )
             self._register_task(task)
             return task

@@ -15,7 +15,13 @@ def make_builtin_blueprint() -> Blueprint:
     since adopting renames the tasks)."""
     blueprint = Blueprint()
 
-    @blueprint.task(name="remove_old_jobs", pass_context=True)
+    # The alias is the task's name in Procrastinate, so that its jobs and
+    # `app.get_task("builtin:procrastinate.builtin_tasks.remove_old_jobs")` work.
+    @blueprint.task(
+        name="remove_old_jobs",
+        aliases=["procrastinate.builtin_tasks.remove_old_jobs"],
+        pass_context=True,
+    )
     async def remove_old_jobs(
         context: JobContext,
         *,

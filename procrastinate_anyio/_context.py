@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._task import TaskRegistry
+from ._task import Task, TaskRegistry
 
 if TYPE_CHECKING:
     import datetime
@@ -114,6 +114,22 @@ class JobContext:
     start_timestamp: float
     additional_context: Mapping[str, Any] = attrs.field(factory=dict)
     abort_signal: AbortSignal = attrs.field(factory=AbortSignal, repr=False)
+
+    @property
+    def task(self) -> Task[Any, Any]:
+        """The task that runs the job."""
+        return self.app.get_task(self.job.task_name)
+
+    @property
+    def queues_display(self) -> str:
+        """The worker's queues for messages: ``"all queues"`` or
+        ``"a, b"``."""
+        return ", ".join(self.worker_queues) if self.worker_queues else "all queues"
+
+    def abort_reason(self) -> StopReason | None:
+        """Why the job must stop (an abort request, its timeout, the worker's
+        shutdown), or None while it may go on. Safe to call from any thread."""
+        return self.abort_signal.reason if self.abort_signal.is_set() else None
 
     def should_abort(self) -> bool:
         """True once the job should stop: an abort was requested, its timeout

@@ -101,7 +101,10 @@ class JobTemplate:
         return attrs.evolve(self, **changes)
 
     def make_job(
-        self, arguments: Mapping[str, Any], now: datetime.datetime
+        self,
+        arguments: Mapping[str, Any],
+        now: datetime.datetime,
+        encode: _json.Encoder | None = None,
     ) -> JobToDefer:
         """Validate ``arguments`` and build the job.
 
@@ -115,7 +118,7 @@ class JobTemplate:
         return JobToDefer(
             queue=self.queue,
             task_name=self.task_name,
-            args_json=_json.dumps_arguments(self.task_name, merged),
+            args_json=_json.dumps_arguments(self.task_name, merged, encode),
             priority=self.priority,
             lock=self.lock,
             queueing_lock=self.queueing_lock,
@@ -193,7 +196,8 @@ class JobDeferrer:
                     f"batch_defer takes one mapping of keyword arguments per job, "
                     f"not {kwargs!r}"
                 )
-        return [self.template.make_job(kwargs, now) for kwargs in task_kwargs]
+        encode = self.job_manager.json_dumps
+        return [self.template.make_job(kwargs, now, encode) for kwargs in task_kwargs]
 
     async def defer_async(self, **task_kwargs: Any) -> int:
         """Defer one job; returns its id."""

@@ -82,3 +82,13 @@ class StalledJob(ProcrastinateException):
 class JobInterrupted(ProcrastinateException):
     """The worker stopped while the job was running: shown to retry
     strategies when a shutdown cancels a job."""
+
+
+class JobAborted(ProcrastinateException):
+    """Raised by a task to end its job as ``aborted`` (typically a sync task
+    that saw ``context.should_abort()``), as in Procrastinate."""
+
+
+class MiddlewareKindMismatch(ProcrastinateException, TypeError):
+    """A middleware does not match what it wraps: an async one on a sync
+    task (or the reverse), or a sync worker middleware."""

@@ -55,7 +55,8 @@ class Job:
         queueing_lock: at most one job with a given queueing lock waits at a time.
         status: where the job is in its life.
         scheduled_at: not started before this time (None: as soon as possible).
-        attempts: how many times a worker started the job.
+        attempts: how many attempts ended (as in Procrastinate): 0 while the
+            first one runs, 1 once it ended, retried or not.
         abort_requested: someone asked the running job to stop.
         worker_id: the worker that runs (or last ran) the job.
         created_at, started_at, finished_at: when the job was deferred, last

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -13,6 +14,7 @@ import anyio
 from ._backoff import Backoff
 from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
 from ._job import Job, JobToDefer, Status
+from ._job_manager_porting import ProcrastinateJobManagerMixin
 from ._notifications import NotificationHub
 from ._validation import check_name, check_priority
 from .connectors._types import (
@@ -28,6 +30,7 @@ from .connectors._types import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from . import _json
     from .connectors._protocols import AsyncConnector, SyncConnector
 
 T = TypeVar("T")
@@ -39,31 +42,65 @@ WAIT_RETRY_START_SECONDS = 0.05
 
 
 class SyncConnectorSlot:
-    """Holds the sync connector that ``app.open()`` opened, for the sync API."""
+    """Holds the sync connector of the sync API: the one ``app.open()``
+    opened, else (once the app's async connector is open: inside a worker,
+    after ``open_async()``) one opened on first use, so that a sync task can
+    defer jobs like any other code. That one is closed with the async
+    connector (``app.close_async()``), or on first use after it closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: AsyncConnector | None = None) -> None:
         self.connector: SyncConnector | None = None
+        self._source = source
+        self._implicit: SyncConnector | None = None
+        # Sync tasks run in several threads: one opens the connector.
+        self._lock = threading.Lock()
 
     def get(self) -> SyncConnector:
         """The open sync connector.
 
         Raises:
-            AppNotOpen: ``app.open()`` is not in effect.
+            AppNotOpen: neither ``app.open()`` nor the async connector is open.
         """
-        if self.connector is None or not self.connector.is_open:
-            raise AppNotOpen(
-                "Sync calls need an open app: use `with app.open():` "
-                "(or the *_async methods inside `async with app.open_async():`)"
-            )
-        return self.connector
+        if self.connector is not None and self.connector.is_open:
+            return self.connector
+        if self.connector is None and self._source is not None:
+            with self._lock:
+                if self._source.is_open:
+                    if self._implicit is None:
+                        implicit = self._source.get_sync_connector()
+                        implicit.open()
+                        self._implicit = implicit
+                    return self._implicit
+                self._close_implicit_locked()
+        raise AppNotOpen(
+            "Sync calls need an open app: use `with app.open():` "
+            "(or the *_async methods inside `async with app.open_async():`)"
+        )
+
+    @property
+    def has_implicit(self) -> bool:
+        """Whether a connector was opened on first use and is not closed."""
+        return self._implicit is not None
+
+    def close_implicit(self) -> None:
+        """Close the connector opened on first use, if any."""
+        with self._lock:
+            self._close_implicit_locked()
+
+    def _close_implicit_locked(self) -> None:
+        implicit, self._implicit = self._implicit, None
+        if implicit is not None:
+            implicit.close()
 
 
-class JobManager:
+class JobManager(ProcrastinateJobManagerMixin):
     """Reads and changes jobs. Reach it as ``app.job_manager``."""
 
     def __init__(self, connector: AsyncConnector, sync_slot: SyncConnectorSlot) -> None:
         self.connector = connector
         self._sync_slot = sync_slot
+        self.json_dumps: _json.Encoder | None = getattr(connector, "json_dumps", None)
+        """The connector's ``json_dumps``, which job arguments go through."""
         self.notifications = NotificationHub(connector)
         """The app's one LISTEN connection, shared by its worker and waiters."""
 
@@ -115,9 +152,10 @@ class JobManager:
         lock: str | None = None,
         queueing_lock: str | None = None,
         worker_id: int | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[Job]:
-        """Jobs matching every given filter, oldest first, at most ``limit``."""
+        """Jobs matching every given filter, oldest first; at most ``limit``
+        when given (no limit by default, as in Procrastinate)."""
         return await self.connector.job_list(
             _filters(id, queue, task, status, lock, queueing_lock, worker_id, limit)
         )
@@ -132,7 +170,7 @@ class JobManager:
         lock: str | None = None,
         queueing_lock: str | None = None,
         worker_id: int | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[Job]:
         return self.sync_connector.job_list(
             _filters(id, queue, task, status, lock, queueing_lock, worker_id, limit)
@@ -201,7 +239,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per queue."""
         return await self.connector.job_stats(
@@ -215,7 +253,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "queue", _filters(None, queue, task, status, lock, None, None, limit)
@@ -228,7 +266,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per task."""
         return await self.connector.job_stats(
@@ -242,7 +280,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "task", _filters(None, queue, task, status, lock, None, None, limit)
@@ -255,7 +293,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         """Job counts by status, per lock (jobs without a lock are left out)."""
         return await self.connector.job_stats(
@@ -269,7 +307,7 @@ class JobManager:
         task: str | None = None,
         status: Status | str | None = None,
         lock: str | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> list[GroupStats]:
         return self.sync_connector.job_stats(
             "lock", _filters(None, queue, task, status, lock, None, None, limit)
@@ -455,7 +493,7 @@ def _filters(
     lock: str | None,
     queueing_lock: str | None,
     worker_id: int | None,
-    limit: int,
+    limit: int | None,
 ) -> JobFilter:
     return JobFilter(
         id=id,

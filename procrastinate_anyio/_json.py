@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._exceptions import InvalidJobArguments
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 # An escaped NUL: \u0000 after an even number of backslashes (a string
 # holding a backslash then "u0000" is fine).
@@ -31,9 +31,15 @@ _BRACKET = re.compile(r"[\[\]{}]")
 JSONValue = Any
 """A value that :func:`json.dumps` accepts (dict, list, str, int, float, bool, None)."""
 
+Encoder: TypeAlias = "Callable[[Any], str]"
+"""A connector's ``json_dumps``: a value to JSON text (for datetimes and the like)."""
 
-def dumps(value: JSONValue) -> str:
+
+def dumps(value: JSONValue, encode: Encoder | None = None) -> str:
     """Serialise ``value`` to a JSON text that PostgreSQL's jsonb accepts.
+
+    Args:
+        encode: the connector's ``json_dumps``, instead of :func:`json.dumps`.
 
     Raises:
         TypeError: a value is not JSON-serialisable.
@@ -42,12 +48,15 @@ def dumps(value: JSONValue) -> str:
             or the value is nested too deep for Python's JSON encoder.
     """
     try:
-        # Not ASCII-only: a lone surrogate would be escaped, and PostgreSQL
-        # refuses (or, for two in a row, merges) escaped surrogates. Written
-        # as is, it cannot be encoded, which is checked below.
-        text = json.dumps(
-            value, allow_nan=False, ensure_ascii=False, separators=(",", ":")
-        )
+        if encode is None:
+            # Not ASCII-only: a lone surrogate would be escaped, and PostgreSQL
+            # refuses (or, for two in a row, merges) escaped surrogates. Written
+            # as is, it cannot be encoded, which is checked below.
+            text = json.dumps(
+                value, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+            )
+        else:
+            text = encode(value)
     except RecursionError:
         raise ValueError(_too_deep()) from None
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
@@ -63,7 +72,7 @@ def dumps(value: JSONValue) -> str:
     return text
 
 
-def dumps_value(value: JSONValue) -> str:
+def dumps_value(value: JSONValue, encode: Encoder | None = None) -> str:
     """:func:`dumps` for a value users give (job arguments, a task's result):
     also refuses nesting deeper than :data:`MAX_DEPTH`.
 
@@ -71,7 +80,7 @@ def dumps_value(value: JSONValue) -> str:
         TypeError: as :func:`dumps`.
         ValueError: as :func:`dumps`, or nested too deep.
     """
-    text = dumps(value)
+    text = dumps(value, encode)
     # Cheap for nearly every value: fewer brackets than MAX_DEPTH, no scan.
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise ValueError(_too_deep())
@@ -98,18 +107,20 @@ def loads(text: str | bytes) -> JSONValue:
     return json.loads(text)
 
 
-def dumps_arguments(task_name: str, arguments: Mapping[str, Any]) -> str:
+def dumps_arguments(
+    task_name: str, arguments: Mapping[str, Any], encode: Encoder | None = None
+) -> str:
     """Serialise a job's keyword arguments, naming the first one that fails.
 
     Raises:
         InvalidJobArguments: an argument is not JSON-serialisable.
     """
     try:
-        return dumps_value(dict(arguments))
+        return dumps_value(dict(arguments), encode)
     except (TypeError, ValueError) as exc:
         for key, value in arguments.items():
             try:
-                dumps_value([value])  # the depth it has among the arguments
+                dumps_value([value], encode)  # the depth it has among the arguments
             except (TypeError, ValueError) as item_exc:
                 raise InvalidJobArguments(
                     f"Argument {key!r} of task {task_name!r} is not JSON-serialisable: "

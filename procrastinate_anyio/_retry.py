@@ -4,6 +4,7 @@ time is passed in."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
@@ -17,17 +18,37 @@ if TYPE_CHECKING:
     from ._job import Job, JobError
 
 
+def _to_retry_in(
+    value: datetime.timedelta | float | Mapping[str, float] | None,
+) -> datetime.timedelta | float | None:
+    """``retry_in`` as seconds or a timedelta; a mapping (Procrastinate's
+    documented form, ``{"seconds": 5}``) holds ``timedelta`` arguments."""
+    if value is None or isinstance(value, (datetime.timedelta, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return datetime.timedelta(**value)
+        except TypeError as exc:
+            raise TypeError(f"retry_in: {exc}") from None
+    raise TypeError(
+        f"retry_in must be seconds, a timedelta or a mapping, not {value!r}"
+    )
+
+
 @attrs.frozen(kw_only=True)
 class RetryDecision:
     """Retry the job, when and where.
 
-    Give ``retry_at`` (an aware datetime) or ``retry_in`` (seconds or a
-    timedelta), not both; neither means at once. ``priority``, ``queue`` and
-    ``lock``, when given, replace the job's for the next attempt.
+    Give ``retry_at`` (an aware datetime) or ``retry_in`` (seconds, a
+    timedelta, or ``timedelta`` arguments such as ``{"seconds": 5}``), not
+    both; neither means at once. ``priority``, ``queue`` and ``lock``, when
+    given, replace the job's for the next attempt.
     """
 
     retry_at: datetime.datetime | None = None
-    retry_in: datetime.timedelta | float | None = None
+    retry_in: datetime.timedelta | float | None = attrs.field(
+        default=None, converter=_to_retry_in
+    )
     priority: int | None = None
     queue: str | None = None
     lock: str | None = None
@@ -64,7 +85,8 @@ class BaseRetryStrategy:
         Args:
             exception: what the attempt raised.
             job: the job as it was claimed; ``job.attempts`` counts the
-                attempts so far, this one included.
+                attempts before this one (0 the first time), as in
+                Procrastinate.
         """
         raise NotImplementedError
 
@@ -96,13 +118,15 @@ def _to_exceptions(
 
 @attrs.frozen(kw_only=True)
 class RetryStrategy(BaseRetryStrategy):
-    """Retry up to ``max_attempts`` attempts in all, waiting
-    ``wait + linear_wait * attempts + exponential_wait ** attempts`` seconds
-    between them (``attempts`` counts the attempts so far).
+    """Retry a failed job up to ``max_attempts`` times, waiting
+    ``wait + linear_wait * attempts + exponential_wait ** (attempts + 1)``
+    seconds, where ``attempts`` counts the attempts before the one that
+    failed (0 after the first). The numbers are Procrastinate's: with
+    ``max_attempts=2`` a job that keeps failing runs 3 times.
 
     Args:
-        max_attempts: the most attempts a job gets, the first included.
-            None: no limit.
+        max_attempts: the most retries a job gets, so ``max_attempts + 1``
+            runs in all. None: no limit.
         wait: constant part of the delay, in seconds.
         linear_wait: part of the delay that grows with each attempt.
         exponential_wait: base of the part of the delay that grows
@@ -120,8 +144,11 @@ class RetryStrategy(BaseRetryStrategy):
     )
 
     def delay_seconds(self, attempts: int) -> float:
-        """The wait before the next attempt, after ``attempts`` attempts."""
-        exponential = self.exponential_wait**attempts if self.exponential_wait else 0.0
+        """The wait before the next attempt, when the attempt that failed had
+        ``attempts`` attempts before it."""
+        exponential = (
+            self.exponential_wait ** (attempts + 1) if self.exponential_wait else 0.0
+        )
         return self.wait + self.linear_wait * attempts + exponential
 
     def get_retry_decision(
@@ -144,7 +171,8 @@ def get_retry_strategy(retry: RetryValue) -> BaseRetryStrategy | None:
     """Normalise the ``retry`` option of a task.
 
     ``False``/``None``: never retry; ``True``: retry forever, at once; an int
-    ``n``: ``n`` retries, so ``n + 1`` attempts; a strategy: itself.
+    ``n``: ``n`` retries (``RetryStrategy(max_attempts=n)``), so ``n + 1``
+    runs; a strategy: itself.
     """
     if retry is None or retry is False:
         return None
@@ -157,7 +185,7 @@ def get_retry_strategy(retry: RetryValue) -> BaseRetryStrategy | None:
     if isinstance(retry, int):
         if retry < 0:
             raise ValueError(f"retry must be at least 0, not {retry}")
-        return RetryStrategy(max_attempts=retry + 1) if retry else None
+        return RetryStrategy(max_attempts=retry) if retry else None
     return retry
 
 

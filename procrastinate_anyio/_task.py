@@ -10,13 +10,15 @@ from typing_extensions import ParamSpec
 
 from ._deferrer import _UNSET, JobDeferrer, JobTemplate, signature_checker
 from ._limits import RateLimit, check_concurrency_limit, check_rate_limit
+from ._middleware import check_task_middleware
 from ._retry import BaseRetryStrategy, RetryValue, get_retry_strategy
 from ._validation import check_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._job_manager import JobManager
+    from ._middleware import TaskMiddleware
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +65,7 @@ class Task(Generic[P, R]):
         timeout: float | datetime.timedelta | None = None,
         concurrency_limit: int | None = None,
         rate_limit: str | RateLimit | None = None,
+        task_middleware: Sequence[TaskMiddleware] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"a task must be a function, not {func!r}")
@@ -82,6 +85,9 @@ class Task(Generic[P, R]):
         self.concurrency_limit = check_concurrency_limit(concurrency_limit)
         self.rate_limit = check_rate_limit(rate_limit)
         self.is_async = inspect.iscoroutinefunction(func)
+        self.middleware = check_task_middleware(
+            self.name, self.is_async, task_middleware
+        )
         self._check_signature = signature_checker(
             func, task_name=self.name, pass_context=pass_context
         )

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("procrastinate_anyio.cli")
 
 APP_ENV_VAR: Final = "PROCRASTINATE_ANYIO_APP"
+PROCRASTINATE_APP_ENV_VAR: Final = "PROCRASTINATE_APP"
+"""Procrastinate's variable, read when ours is not set."""
 
 
 def echo(text: str, *, err: bool = False) -> None:
@@ -44,7 +46,11 @@ def echo(text: str, *, err: bool = False) -> None:
 
 
 def _load_app(args: argparse.Namespace) -> App:
-    path = args.app or os.environ.get(APP_ENV_VAR)
+    path = (
+        args.app
+        or os.environ.get(APP_ENV_VAR)
+        or os.environ.get(PROCRASTINATE_APP_ENV_VAR)
+    )
     if not path:
         raise CLIError(
             f"no app given: pass --app dotted.path.to.app or set {APP_ENV_VAR}"

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 WORKER_ENV_PREFIX: Final = "PROCRASTINATE_ANYIO_WORKER_"
+PROCRASTINATE_WORKER_ENV_PREFIX: Final = "PROCRASTINATE_WORKER_"
+"""Procrastinate's variables, read when ours is not set (named after the
+option, and a switch's value is the option's: ``PROCRASTINATE_WORKER_WAIT=0``
+is ``--one-shot``)."""
 
 # Value parsers raise ArgumentTypeError: argparse makes it a usage error
 # (exit 2), worker_options() a CLIError naming the environment variable.
@@ -79,6 +83,11 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def env_switch(text: str) -> bool:
+    """A switch's value in an environment variable."""
+    return _switch(text)
+
+
 def _switch(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -101,6 +110,10 @@ class _Spec:
     short: str | None = None
     long: str | None = None
     switch_sets: bool = False
+    # Procrastinate's other names: a short flag, and for a switch the flags
+    # that set the option the other way (``-w/--wait`` for ``--one-shot``).
+    also: tuple[str, ...] = ()
+    opposite: tuple[str, ...] = ()
 
 
 def _seconds_flag(help_text: str) -> _Spec:
@@ -114,12 +127,12 @@ _CLI_SPECIFICS: Final[Mapping[str, _Spec]] = {
     "concurrency": _Spec("how many jobs run at once", positive_int, "N", short="-c"),
     "backend": _Spec("the event loop (default: asyncio)", _choice("asyncio", "trio"), "{asyncio,trio}"),
     "name": _Spec("the worker's name, in logs and the workers table", _non_empty, "NAME", short="-n"),
-    "wait": _Spec("stop when no job is left, instead of waiting for new ones", long="--one-shot"),
+    "wait": _Spec("stop when no job is left, instead of waiting for new ones (-w/--wait: the default, wait)", long="--one-shot", opposite=("-w", "--wait")),
     "shutdown_graceful_timeout": _seconds_flag("on shutdown, how long running jobs may take before they are cancelled"),
-    "listen_notify": _Spec("do not LISTEN for new jobs, only poll (e.g. behind PgBouncer in transaction mode)", long="--no-listen-notify"),
+    "listen_notify": _Spec("do not LISTEN for new jobs, only poll, e.g. behind PgBouncer in transaction mode (-l/--listen-notify: the default, listen)", long="--no-listen-notify", opposite=("-l", "--listen-notify")),
     "delete_jobs": _Spec("delete finished jobs (default: never)", _choice("never", "successful", "always"), "{never,successful,always}"),
-    "fetch_job_polling_interval": _seconds_flag("how often to look for jobs without a notification"),
-    "abort_job_polling_interval": _seconds_flag("how often to look for abort requests without a notification"),
+    "fetch_job_polling_interval": attrs.evolve(_seconds_flag("how often to look for jobs without a notification"), also=("-p",)),
+    "abort_job_polling_interval": attrs.evolve(_seconds_flag("how often to look for abort requests without a notification"), also=("-a",)),
 }
 # fmt: on
 
@@ -136,6 +149,8 @@ NOT_CLI_FLAGS: Final[Mapping[str, str]] = {
     "completer_batch_size": "tuning, through App(worker_defaults=...)",
     "completer_flush_interval": "tuning, through App(worker_defaults=...)",
     "completer_buffer_size": "tuning, through App(worker_defaults=...)",
+    "task_middleware": "Python callables, for code to pass",
+    "worker_middleware": "Python callables, for code to pass",
 }
 """The ``WorkerOptions`` fields deliberately left out of the CLI, and why."""
 
@@ -151,10 +166,18 @@ class WorkerFlag:
     parse: Callable[[str], Any] | None = None
     metavar: str | None = None
     switch_value: bool = False
+    opposite: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
         return WORKER_ENV_PREFIX + self.flags[-1].lstrip("-").replace("-", "_").upper()
+
+    @property
+    def procrastinate_env_var(self) -> str | None:
+        """Procrastinate's variable for this option, if it has one."""
+        if self.option in RUN_WORKER_FLAGS:
+            return None
+        return PROCRASTINATE_WORKER_ENV_PREFIX + self.option.upper()
 
 
 def _derive_worker_flags() -> tuple[WorkerFlag, ...]:
@@ -165,10 +188,16 @@ def _derive_worker_flags() -> tuple[WorkerFlag, ...]:
     flags = []
     for option, spec in _CLI_SPECIFICS.items():
         long = spec.long or "--" + option.replace("_", "-")
-        names = (long,) if spec.short is None else (spec.short, long)
+        names = (*spec.also, long) if spec.short is None else (spec.short, long)
         flags.append(
             WorkerFlag(
-                names, option, spec.help, spec.parse, spec.metavar, spec.switch_sets
+                names,
+                option,
+                spec.help,
+                spec.parse,
+                spec.metavar,
+                spec.switch_sets,
+                spec.opposite,
             )
         )
     return tuple(flags)
@@ -192,6 +221,15 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             *flag.flags, help=f"{flag.help} [env: {flag.env_var}]", **options
         )
+        if flag.opposite:
+            parser.add_argument(
+                *flag.opposite,
+                dest=flag.option,
+                default=argparse.SUPPRESS,
+                action="store_const",
+                const=not flag.switch_value,
+                help=argparse.SUPPRESS,  # the flag's help names it
+            )
 
 
 def worker_options(
@@ -200,8 +238,8 @@ def worker_options(
     """The ``run_worker_sync`` keywords the operator set, ``backend`` included.
 
     A flag given on the command line wins; otherwise its non-empty
-    ``PROCRASTINATE_ANYIO_WORKER_<FLAG>`` variable is used; otherwise the
-    option is left out.
+    ``PROCRASTINATE_ANYIO_WORKER_<FLAG>`` variable; otherwise Procrastinate's
+    ``PROCRASTINATE_WORKER_<OPTION>``; otherwise the option is left out.
 
     Raises:
         CLIError: an environment variable holds an invalid value.
@@ -212,14 +250,18 @@ def worker_options(
         if flag.option in given:
             options[flag.option] = given[flag.option]
             continue
-        text = environ.get(flag.env_var, "")
+        name, text = flag.env_var, environ.get(flag.env_var, "")
+        ours = bool(text)
+        if not ours and flag.procrastinate_env_var is not None:
+            name = flag.procrastinate_env_var
+            text = environ.get(name, "")
         if not text:
             continue
         try:
             value = (flag.parse or _switch)(text)
         except argparse.ArgumentTypeError as exc:
-            raise CLIError(f"{flag.env_var}: {exc}") from None
-        if flag.parse is None:
+            raise CLIError(f"{name}: {exc}") from None
+        if flag.parse is None and ours:  # ours is named after the switch
             value = flag.switch_value if value else not flag.switch_value
         options[flag.option] = value
     return options

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Final, Literal
 
 
 class ExtraFormatter(logging.Formatter):
@@ -22,13 +23,26 @@ class ExtraFormatter(logging.Formatter):
         return f"{line} [{' '.join(fields)}]"
 
 
-def configure_logging(verbosity: int) -> None:
-    """Log to stderr: warnings by default, ``-v`` info, ``-vv`` debug."""
+DEFAULT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(
+    verbosity: int,
+    *,
+    level: int | None = None,
+    fmt: str | None = None,
+    style: Literal["%", "{", "$"] = "%",
+    default_level: int = logging.WARNING,
+) -> None:
+    """Log to stderr: at ``default_level``, ``-v`` info, ``-vv`` debug, or
+    ``level`` when given; lines formatted by ``fmt`` (in ``style``), by
+    default ours with the records' ``extra`` shown."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        ExtraFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    levels = {0: logging.WARNING, 1: logging.INFO}
-    logging.basicConfig(
-        level=levels.get(verbosity, logging.DEBUG), handlers=[handler], force=True
-    )
+    if fmt is None:
+        handler.setFormatter(ExtraFormatter(DEFAULT_FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(fmt, style=style))
+    if level is None:
+        levels = {0: default_level, 1: min(default_level, logging.INFO)}
+        level = levels.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -25,6 +25,7 @@ from .._exceptions import ProcrastinateException
 from .._version import __version__
 from ._commands import (
     APP_ENV_VAR,
+    PROCRASTINATE_APP_ENV_VAR,
     cmd_defer,
     cmd_healthchecks,
     cmd_schema,
@@ -33,7 +34,7 @@ from ._commands import (
     echo,
 )
 from ._errors import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
-from ._flags import add_worker_flags, seconds
+from ._flags import add_worker_flags, env_switch, seconds
 from ._logging import configure_logging
 from ._queues import add_queue_command
 
@@ -59,11 +60,24 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Operate a procrastinate_anyio task queue."
     )
-    app_help = f"dotted path to the App, like myproject.tasks.app [env: {APP_ENV_VAR}]"
+    app_help = (
+        "dotted path to the App, like myproject.tasks.app "
+        f"[env: {APP_ENV_VAR}, or Procrastinate's {PROCRASTINATE_APP_ENV_VAR}]"
+    )
     parser.add_argument("-a", "--app", help=app_help)
-    verbose_help = "log to stderr: -v info, -vv debug"
+    verbose_help = (
+        "log more: -v info, -vv debug (the worker logs at info by default) "
+        "[env: PROCRASTINATE_VERBOSE, a count]"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=verbose_help)
-    parser.add_argument("--version", action="version", version=_version_text())
+    logs = parser.add_argument_group("logging")
+    level_help = "the log level, over -v [env: PROCRASTINATE_LOG_LEVEL]"
+    logs.add_argument("--log-level", type=_log_level, help=level_help)
+    format_help = "the format of log lines (logging's) [env: PROCRASTINATE_LOG_FORMAT]"
+    logs.add_argument("--log-format", help=format_help)
+    style_help = "the style of --log-format [env: PROCRASTINATE_LOG_FORMAT_STYLE]"
+    logs.add_argument("--log-format-style", choices=["%", "{", "$"], help=style_help)
+    parser.add_argument("-V", "--version", action="version", version=_version_text())
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
 
     def command(
@@ -88,8 +102,20 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     in_help = "not before this many seconds from now"
     when("--in", dest="in_", type=seconds, metavar="SECONDS", help=in_help)
     ignore_help = "exit 0 when the queueing lock is taken"
-    arg("--ignore-already-enqueued", action="store_true", help=ignore_help)
-    arg("--unknown", action="store_true", help="allow a task this app does not know")
+    switch(
+        defer,
+        "ignore_already_enqueued",
+        ("-i", "--ignore-already-enqueued"),
+        ignore_help,
+    )
+    switch(defer, "unknown", ("--unknown",), "allow a task this app does not know")
+    for action in defer._actions:
+        # Procrastinate's PROCRASTINATE_DEFER_<OPTION> variables as defaults
+        # (argparse parses a string default like the command line would).
+        name = f"PROCRASTINATE_DEFER_{action.dest.upper()}"
+        if action.dest in _DEFER_ENV_OPTIONS and os.environ.get(name):
+            action.default = os.environ[name]
+            action.help = f"{action.help} [env: {name}]"
 
     schema = command("schema", cmd_schema, "apply or show the database schema")
     schema.set_defaults(schema_action="apply")
@@ -117,6 +143,77 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
+_DEFER_ENV_OPTIONS: Final = frozenset(
+    {"json_args", "queue", "lock", "queueing_lock", "priority", "at", "in_"}
+)
+
+
+def switch(
+    parser: argparse.ArgumentParser, dest: str, flags: Sequence[str], help: str
+) -> None:
+    """A switch with a ``--no-`` twin (Procrastinate's), off by default or by
+    its ``PROCRASTINATE_DEFER_<DEST>`` variable (1/0, true/false, yes/no)."""
+    variable = f"PROCRASTINATE_DEFER_{dest.upper()}"
+    default = False
+    if text := os.environ.get(variable):
+        try:
+            default = env_switch(text)
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"{variable}: {exc}") from None
+    parser.add_argument(
+        *flags,
+        dest=dest,
+        action="store_true",
+        default=default,
+        help=f"{help} [env: {variable}]",
+    )
+    parser.add_argument(
+        "--no-" + flags[-1].removeprefix("--"),
+        dest=dest,
+        action="store_false",
+        help=argparse.SUPPRESS,
+    )
+
+
+def _log_level(text: str) -> int:
+    level = logging.getLevelName(text.strip().upper())
+    if not isinstance(level, int):
+        raise argparse.ArgumentTypeError(
+            f"expected a level like debug, info, warning, error, not {text!r}"
+        )
+    return level
+
+
+def _logging_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags first, then Procrastinate's variables."""
+    environ = os.environ
+    verbosity = args.verbose
+    if not verbosity and environ.get("PROCRASTINATE_VERBOSE"):
+        try:
+            verbosity = int(environ["PROCRASTINATE_VERBOSE"])
+        except ValueError:
+            raise CLIError("PROCRASTINATE_VERBOSE: expected a number") from None
+    level = args.log_level
+    if level is None and environ.get("PROCRASTINATE_LOG_LEVEL"):
+        try:
+            level = _log_level(environ["PROCRASTINATE_LOG_LEVEL"])
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"PROCRASTINATE_LOG_LEVEL: {exc}") from None
+    style = args.log_format_style or environ.get("PROCRASTINATE_LOG_FORMAT_STYLE", "%")
+    if style not in ("%", "{", "$"):
+        raise CLIError(
+            f"PROCRASTINATE_LOG_FORMAT_STYLE: expected %, {{ or $: {style!r}"
+        )
+    return {
+        "verbosity": verbosity,
+        "level": level,
+        "fmt": args.log_format or environ.get("PROCRASTINATE_LOG_FORMAT") or None,
+        "style": style,
+        # The worker tells what it does (start, jobs, stop), as Procrastinate's.
+        "default_level": logging.INFO if args.command == "worker" else logging.WARNING,
+    }
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> None:
     """Run the CLI.
 
@@ -129,8 +226,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> None:
             operator can fix or a failed health check, 2 a usage error,
             130 interrupted.
     """
-    args = make_parser(prog).parse_args(argv)
-    configure_logging(args.verbose)
+    try:
+        args = make_parser(prog).parse_args(argv)
+        configure_logging(**_logging_settings(args))
+    except CLIError as exc:
+        echo(f"Error: {one_line(str(exc))}", err=True)
+        raise SystemExit(EXIT_ERROR) from None
     try:
         code: int = args.func(args)
     except (CLIError, ProcrastinateException) as exc:

@@ -3,6 +3,7 @@ what they return. Frozen attrs classes, so they can be shared and compared."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -30,10 +31,10 @@ class JobFilter:
     lock: str | None = None
     queueing_lock: str | None = None
     worker_id: int | None = None
-    limit: int = 1000
+    limit: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.limit < 1:
+        if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be at least 1, not {self.limit}")
 
 
@@ -151,8 +152,12 @@ class DeleteOldParams:
 
 
 @attrs.frozen(kw_only=True)
-class GroupStats:
-    """Job counts of one queue, task or lock (``list_queues`` and friends)."""
+class GroupStats(Mapping[str, "str | int"]):
+    """Job counts of one queue, task or lock (``list_queues`` and friends).
+
+    Also a read-only mapping of the same keys (``stats["todo"]``,
+    ``dict(stats)``), the dicts Procrastinate's ``list_queues`` returns.
+    """
 
     name: str
     jobs_count: int
@@ -162,6 +167,23 @@ class GroupStats:
     failed: int = 0
     cancelled: int = 0
     aborted: int = 0
+
+    def __getitem__(self, key: str) -> str | int:
+        if key not in _GROUP_STATS_KEYS:
+            raise KeyError(key)
+        value: str | int = getattr(self, key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_GROUP_STATS_KEYS)
+
+    def __len__(self) -> int:
+        return len(_GROUP_STATS_KEYS)
+
+
+_GROUP_STATS_KEYS: tuple[str, ...] = tuple(
+    field.name for field in attrs.fields(GroupStats)
+)
 
 
 @attrs.frozen(kw_only=True)

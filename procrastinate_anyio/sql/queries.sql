@@ -122,7 +122,7 @@ WITH picked AS MATERIALIZED (
 )
 UPDATE pa_jobs
 SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
-    attempts = pa_jobs.attempts + 1, abort_requested = false
+    abort_requested = false
 FROM picked
 WHERE pa_jobs.id = picked.id
   -- By primary key: a generic plan would otherwise join a full table scan.
@@ -154,7 +154,7 @@ WITH picked AS MATERIALIZED (
 )
 UPDATE pa_jobs
 SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
-    attempts = pa_jobs.attempts + 1, abort_requested = false
+    abort_requested = false
 FROM picked
 WHERE pa_jobs.id = picked.id
   -- By primary key: a generic plan would otherwise join a full table scan.
@@ -189,6 +189,9 @@ deleted AS (
 updated AS (
     UPDATE pa_jobs SET
         status = o.status,
+        -- Counts the attempts that ended (Procrastinate's meaning): 0 while
+        -- the first one runs.
+        attempts = pa_jobs.attempts + 1,
         result = o.result,
         error_type = o.error_type,
         error_message = o.error_message,
@@ -466,7 +469,7 @@ LIMIT %(scan)s;
 -- another worker claimed meanwhile is left out.
 UPDATE pa_jobs
 SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
-    attempts = pa_jobs.attempts + 1, abort_requested = false
+    abort_requested = false
 WHERE id = ANY(%(ids)s::bigint[]) AND status = 'todo' AND NOT lock_waiting
 RETURNING pa_jobs.*;
 

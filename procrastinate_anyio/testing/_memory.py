@@ -11,9 +11,12 @@ Every async method first yields to the event loop
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 
 from .._clock import SYSTEM_CLOCK
@@ -142,6 +145,16 @@ class InMemoryConnector:
         """Forget every job and worker."""
         self.store.reset()
 
+    @property
+    def jobs(self) -> dict[int, dict[str, Any]]:
+        """Every job by id, as a dict with the keys of a Procrastinate job
+        row (``id``, ``queue_name``, ``task_name``, ``args``, ``status``...),
+        for tests written against Procrastinate's in-memory connector."""
+        return {
+            job_id: _procrastinate_row(row.job)
+            for job_id, row in sorted(self.store.rows.items())
+        }
+
     async def job_cancel(self, params: CancelParams) -> bool:
         await anyio.lowlevel.checkpoint()
         return self.store.job_cancel(params)
@@ -221,12 +234,25 @@ class InMemoryConnector:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         await anyio.lowlevel.checkpoint()
-        self.store.listeners.append(on_notification)
+        loop_thread = threading.get_ident()
+
+        def deliver(notification: Notification) -> None:
+            # The sync facade may write from a sync task's thread: listeners
+            # set AnyIO events, which only the event loop's thread may do.
+            if threading.get_ident() == loop_thread:
+                on_notification(notification)
+                return
+            # Outside an AnyIO worker thread this raises RuntimeError and the
+            # notification is dropped: the worker's polling finds the job.
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(on_notification, notification)
+
+        self.store.listeners.append(deliver)
         try:
             task_status.started()
             await anyio.sleep_forever()
         finally:
-            self.store.listeners.remove(on_notification)
+            self.store.listeners.remove(deliver)
 
     async def queue_list_paused(self) -> list[PausedQueue]:
         await anyio.lowlevel.checkpoint()
@@ -263,3 +289,20 @@ class InMemoryConnector:
     async def worker_unregister(self, worker_id: int) -> None:
         await anyio.lowlevel.checkpoint()
         self.store.worker_unregister(worker_id)
+
+
+def _procrastinate_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "queue_name": job.queue,
+        "task_name": job.task_name,
+        "priority": job.priority,
+        "lock": job.lock,
+        "queueing_lock": job.queueing_lock,
+        "args": dict(job.task_kwargs),
+        "status": job.status.value,
+        "scheduled_at": job.scheduled_at,
+        "attempts": job.attempts,
+        "abort_requested": job.abort_requested,
+        "worker_id": job.worker_id,
+    }

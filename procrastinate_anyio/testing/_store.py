@@ -258,7 +258,6 @@ class InMemoryStore:
                 status=Status.DOING,
                 worker_id=params.worker_id,
                 started_at=now,
-                attempts=row.job.attempts + 1,
                 abort_requested=False,
             )
             claimed.append(row.job)
@@ -334,6 +333,7 @@ class InMemoryStore:
                 row.job = attrs.evolve(
                     job,
                     status=Status.TODO,
+                    attempts=job.attempts + 1,
                     result=None,
                     error=outcome.error,
                     finished_at=None,
@@ -351,6 +351,7 @@ class InMemoryStore:
                 row.job = attrs.evolve(
                     job,
                     status=outcome.status,
+                    attempts=job.attempts + 1,
                     # Through JSON, like jsonb: a tuple comes back a list.
                     result=(
                         _json.loads(_json.dumps(outcome.result))

@@ -138,10 +138,19 @@ class Fetcher:
                 free = slots.free()
                 if free <= 0:
                     continue
+            # One-shot: an outcome written during the claim may have freed a
+            # lock the claim could not see yet; only a claim that started
+            # with nothing left to write proves there is no job left.
+            pending_before = not options.wait and self._outcomes_pending()
             fetched = await self._claim(claimed, min(free, options.fetch_batch_size))
             if fetched is None or fetched or options.wait:
                 continue
-            if not len(slots) and not self._outcomes_pending():
+            # Nothing running, nothing claimed by the second claimer meanwhile
+            # (its reservation), nothing left to write: no job is left.
+            idle = slots.free() == slots.total
+            if idle and not self._outcomes_pending():
+                if pending_before:
+                    continue  # written during the claim (that change is past)
                 logger.info(
                     "No job left, stopping (one-shot)",
                     extra={"action": "worker_no_job_left"},

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._middleware import check_worker_middleware, check_worker_task_middleware
 from .._validation import check_name
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class WorkerOptions:
         completer_flush_interval: seconds the completer gathers outcomes.
         completer_buffer_size: outcomes that may wait to be written before
             finished jobs wait for the completer.
+        task_middleware: task middleware for every task (each wraps the
+            tasks of its kind, sync or async), around the tasks' own.
+        worker_middleware: async middleware around every job, outermost.
     """
 
     queues: tuple[str, ...] | None = attrs.field(default=None, converter=_queues)
@@ -100,6 +104,12 @@ class WorkerOptions:
     completer_flush_interval: float = attrs.field(default=0.002, validator=_positive)
     completer_buffer_size: int = attrs.field(
         default=1000, validator=attrs.validators.ge(1)
+    )
+    task_middleware: tuple[Any, ...] = attrs.field(
+        default=(), converter=check_worker_task_middleware
+    )
+    worker_middleware: tuple[Any, ...] = attrs.field(
+        default=(), converter=check_worker_middleware
     )
 
     def __attrs_post_init__(self) -> None:

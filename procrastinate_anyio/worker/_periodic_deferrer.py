@@ -122,7 +122,11 @@ class PeriodicDeferrer:
 
     async def _defer_tick(self, periodic: PeriodicTask, tick: int) -> int | None:
         template = periodic.task.job_template(**periodic.configure_kwargs)
-        job = template.make_job({"timestamp": tick}, self._clock.now())
+        job = template.make_job(
+            {"timestamp": tick},
+            self._clock.now(),
+            periodic.task.blueprint.job_manager.json_dumps,
+        )
         extra = {
             "task_name": periodic.task.name,
             "periodic_id": periodic.periodic_id,

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,8 +24,9 @@ import attrs
 from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._context import JobContext, StopReason
-from .._exceptions import JobInterrupted, TaskNotFound
+from .._exceptions import JobAborted, JobInterrupted, TaskNotFound
 from .._job import Job, JobError, Status
+from .._middleware import compose, is_async_middleware
 from .._retry import retry_outcome
 from ..connectors._types import JobOutcome
 from ._options import DeleteJobs
@@ -69,6 +70,7 @@ async def run_job(
     additional_context: Mapping[str, Any],
     thread_limiter: anyio.CapacityLimiter,
     clock: Clock = SYSTEM_CLOCK,
+    middleware: WorkerMiddlewares | None = None,
 ) -> JobOutcome:
     """Run ``running.job`` to the end and describe how it ended.
 
@@ -97,18 +99,21 @@ async def run_job(
         )
 
     args: tuple[JobContext, ...] = ()
-    if task.pass_context:  # only then: most tasks do not take it
-        args = (
-            JobContext(
-                app=app,
-                worker_name=worker_name,
-                worker_queues=worker_queues,
-                job=job,
-                start_timestamp=clock.now().timestamp(),
-                additional_context=additional_context,
-                abort_signal=running.abort_signal,
-            ),
+    context: JobContext | None = None
+    # Only then is the chain built: most jobs have no middleware.
+    wrapped = bool(task.middleware) or (middleware is not None and middleware.active)
+    if task.pass_context or wrapped:  # only then: most tasks need no context
+        context = JobContext(
+            app=app,
+            worker_name=worker_name,
+            worker_queues=worker_queues,
+            job=job,
+            start_timestamp=clock.now().timestamp(),
+            additional_context=additional_context,
+            abort_signal=running.abort_signal,
         )
+        if task.pass_context:
+            args = (context,)
     # Building the log context costs more than a no-op job: only when logged.
     log_extra = _LazyExtra(job, worker_name)
     if logger.isEnabledFor(logging.DEBUG):
@@ -122,7 +127,12 @@ async def run_job(
     error: Exception | None = None
     try:
         with running.scope:
-            result = await _invoke(task, args, job, thread_limiter)
+            if context is not None and wrapped:
+                result = await _invoke_wrapped(
+                    task, args, job, thread_limiter, context, middleware
+                )
+            else:
+                result = await _invoke(task, args, job, thread_limiter)
     except Exception as exc:
         error = exc
     duration = time.monotonic() - started
@@ -134,7 +144,9 @@ async def run_job(
         running.scope.cancel_called or running.abort_signal.reason is StopReason.TIMEOUT
     ):
         reason = StopReason.TIMEOUT
-    if reason is StopReason.ABORT:
+    if reason is StopReason.ABORT or (
+        reason is None and isinstance(error, JobAborted)  # the task gave up
+    ):
         return _aborted(job, log_extra)
     # A timeout or a shutdown interrupts the job even if it returned: a sync
     # task returns early when should_abort() says so, and its work is not done.
@@ -162,7 +174,7 @@ async def run_job(
         return outcome
     try:
         if result is not None:  # the common case needs no check
-            _json.dumps_value(result)
+            _json.dumps_value(result, getattr(app.connector, "json_dumps", None))
     # Not only TypeError and ValueError: a deep structure raises RecursionError,
     # a user's __iter__ or __str__ anything.
     except Exception as exc:
@@ -249,6 +261,65 @@ async def _invoke(
     )
 
 
+@attrs.frozen
+class WorkerMiddlewares:
+    """A worker's middleware, split once by kind (see :mod:`.._middleware`)."""
+
+    worker: tuple[Any, ...]
+    sync_task: tuple[Any, ...]
+    async_task: tuple[Any, ...]
+    worker_object: Any
+    active: bool  # any worker-level middleware at all
+
+    @classmethod
+    def make(
+        cls,
+        worker_middleware: Sequence[Any],
+        task_middleware: Sequence[Any],
+        worker_object: Any,
+    ) -> WorkerMiddlewares:
+        """Split by kind; ``worker_object`` is what middleware get as ``worker``."""
+        return cls(
+            tuple(worker_middleware),
+            tuple(m for m in task_middleware if not is_async_middleware(m)),
+            tuple(m for m in task_middleware if is_async_middleware(m)),
+            worker_object,
+            bool(worker_middleware or task_middleware),
+        )
+
+
+async def _invoke_wrapped(
+    task: Task[Any, Any],
+    args: tuple[JobContext, ...],
+    job: Job,
+    limiter: anyio.CapacityLimiter,
+    context: JobContext,
+    middleware: WorkerMiddlewares | None,
+) -> Any:
+    """Like :func:`_invoke`, inside the middleware chain: worker middleware,
+    the worker's task middleware of the task's kind, the task's own."""
+    worker_mw: tuple[Any, ...] = ()
+    worker_task_mw: tuple[Any, ...] = ()
+    worker_object = None
+    if middleware is not None:
+        worker_mw = middleware.worker
+        worker_task_mw = (
+            middleware.async_task if task.is_async else middleware.sync_task
+        )
+        worker_object = middleware.worker_object
+    task_mw = (*worker_task_mw, *task.middleware)
+    call = functools.partial(task.func, *args, **job.task_kwargs)
+    if task.is_async:
+        innermost = compose(task_mw, call, context, worker_object)
+    else:
+        in_thread = compose(task_mw, call, context, worker_object)
+
+        async def innermost() -> Any:
+            return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
+
+    return await compose(worker_mw, innermost, context, worker_object)()
+
+
 class _LazyExtra(Mapping[str, Any]):
     """The job's log context, built on first use (``**log_extra`` in a log
     call that actually logs)."""
@@ -320,6 +391,7 @@ class SlotRunner:
         additional_context: read-only, shared by the jobs.
         delete_jobs: which finished jobs the completer deletes.
         clock: the time of day.
+        middleware: the worker's middleware (None: none).
     """
 
     def __init__(
@@ -333,8 +405,10 @@ class SlotRunner:
         additional_context: Mapping[str, Any],
         delete_jobs: DeleteJobs,
         clock: Clock,
+        middleware: WorkerMiddlewares | None = None,
     ) -> None:
         self._app = app
+        self._middleware = middleware
         self._slots = slots
         self._worker_name = worker_name
         self._worker_queues = worker_queues
@@ -343,6 +417,9 @@ class SlotRunner:
         self._delete_jobs = delete_jobs
         self._clock = clock
         self._thread_limiter = anyio.CapacityLimiter(slots.total)
+        self.outcomes_sent = 0
+        """Outcomes sent to the completer (a one-shot worker compares it with
+        those written)."""
 
     async def run_slot(
         self,
@@ -367,6 +444,7 @@ class SlotRunner:
                 additional_context=self._additional_context,
                 thread_limiter=self._thread_limiter,
                 clock=self._clock,
+                middleware=self._middleware,
             )
         except Exception as exc:
             # run_job turns what the task does into an outcome; this is the
@@ -387,6 +465,7 @@ class SlotRunner:
             delete_job=delete_job,
             started_at=running.job.started_at,  # the attempt token
         )
+        self.outcomes_sent += 1
         try:
             outcomes.send_nowait(outcome)  # the common case: room in the buffer
         except anyio.WouldBlock:

@@ -28,7 +28,8 @@ cancelled, outcomes flushed, the worker unregistered) and is then raised to
 the caller. Database errors are expected and retried with backoff.
 
 Cancellation of the caller's scope (an ASGI lifespan ending, ``tg.cancel_scope
-.cancel()``) means a graceful stop: the tree runs under a shield, and a guard
+.cancel()``) or of the caller's asyncio task (``task.cancel()``) means a
+graceful stop: the tree runs under a shield in a task of its own, and a guard
 task outside it turns the cancellation into :meth:`Worker.stop`. The shutdown
 is bounded by ``shutdown_graceful_timeout`` and the final flush by
 ``FINAL_FLUSH_TIMEOUT_SECONDS``.
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.from_thread
 import attrs
 from anyio.abc import TaskStatus
 
@@ -58,7 +60,7 @@ from ._completer import Completer
 from ._fetcher import Fetcher
 from ._listener import listen
 from ._options import WorkerOptions
-from ._runner import SlotRunner
+from ._runner import SlotRunner, WorkerMiddlewares
 from ._services import count_written, make_services, route_notifications
 from ._signals import handle_signals
 from ._slots import RunningJob, Slots
@@ -85,15 +87,17 @@ NOTIFICATION_BUFFER: Final = 1000
 
 
 class _TrackedStatus(TaskStatus[None]):
-    """Forwards ``started()`` and remembers whether it was called."""
+    """Forwards ``started()`` (with ``value``) and remembers whether it was
+    called."""
 
-    def __init__(self, inner: TaskStatus[None]) -> None:
+    def __init__(self, inner: TaskStatus[Any], value: object = None) -> None:
         self._inner = inner
+        self._value = value
         self.called = False
 
     def started(self, value: object = None) -> None:
         self.called = True
-        self._inner.started()
+        self._inner.started(self._value)
 
 
 @attrs.frozen(kw_only=True)
@@ -140,6 +144,7 @@ class Worker:
         self._errors: list[BaseException] = []
         self._jobs_done: dict[str, int] = {status.value: 0 for status in Status}
         self._ran = False
+        self._loop_thread: int | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.options.name!r}, id={self.worker_id})"
@@ -149,7 +154,12 @@ class Worker:
     def stop(self, *, now: bool = False) -> None:
         """Ask the worker to stop: no new job starts; running jobs get
         ``shutdown_graceful_timeout`` to finish (``now``: they are cancelled at
-        once). Safe to call more than once, from the worker's event loop."""
+        once). Safe to call more than once, from the worker's event loop or
+        from a thread of its sync tasks (a sync middleware, say)."""
+        if self._loop_thread not in (None, threading.get_ident()):
+            # Events and cancel scopes belong to the loop: hop there.
+            anyio.from_thread.run_sync(functools.partial(self.stop, now=now))
+            return
         if not self._stop_requested:
             logger.info(
                 "Stop requested%s",
@@ -208,6 +218,7 @@ class Worker:
         if self._ran:
             raise RuntimeError("a Worker runs once; make a new one")
         self._ran = True
+        self._loop_thread = threading.get_ident()
         # Outside the task group below, so that a registration error reaches
         # the caller as is, not inside an exception group.
         with anyio.CancelScope(shield=True):
@@ -242,25 +253,53 @@ class Worker:
                         worker_name=self.options.name,
                     )
                 )
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._run(worker_id, task_status)
-                finally:
-                    finished.set()
-                    signals.cancel()
+            # The tree runs in a task of its own, not in the caller's: a
+            # native asyncio cancel (``task.cancel()``) lands on the caller's
+            # task whatever AnyIO shields, and here it only reaches the guard,
+            # which turns it into a graceful stop like any other cancel.
+            if await tg.start(self._run_tree, worker_id, finished, signals):
+                task_status.started(self)
         if self._errors:
             raise BaseExceptionGroup("the worker stopped on error", self._errors)
 
-    async def _run(self, worker_id: int, task_status: TaskStatus[Worker]) -> None:
+    async def _run_tree(
+        self,
+        worker_id: int,
+        finished: anyio.Event,
+        signals: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[bool] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The worker's tree, shielded. ``task_status.started(True)`` once it
+        is ready; ``started(False)`` if it ended before."""
+        ready = _TrackedStatus(task_status, True)
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._run(worker_id, ready)
+            finally:
+                finished.set()
+                signals.cancel()
+                if not ready.called:
+                    task_status.started(False)
+
+    async def _run(self, worker_id: int, task_status: TaskStatus[None]) -> None:
         options = self.options
         connector = self.app.connector
         log_extra = {"worker": options.name, "worker_id": worker_id}
+        backend = _backend_name()
         logger.info(
-            "Worker %s started: queues %s, concurrency %d",
+            "Worker %s started: queues %s, concurrency %d, on %s",
             options.name,
             ", ".join(options.queues) if options.queues else "all",
             options.concurrency,
-            extra={"action": "worker_start", "queues": options.queues, **log_extra},
+            backend,
+            extra={
+                "action": "worker_start",
+                "queues": options.queues,
+                "concurrency": options.concurrency,
+                "backend": backend,
+                **log_extra,
+            },
         )
         outcomes, to_complete = anyio.create_memory_object_stream[JobOutcome](
             options.completer_buffer_size
@@ -282,7 +321,12 @@ class Worker:
             options,
             worker_id=worker_id,
             clock=self._clock,
-            outcomes_pending=lambda: not completer.statistics().idle,
+            # Sent but not reported written: an outcome handed to a waiting
+            # completer is in neither its buffer nor its batch for a moment.
+            outcomes_pending=lambda: (
+                runner.outcomes_sent > sum(self._jobs_done.values())
+                or not completer.statistics().idle
+            ),
             limits=self.app.limits(),
         )
         if self._stop_requested:  # stop() before the fetcher existed
@@ -297,6 +341,9 @@ class Worker:
             additional_context=types.MappingProxyType(dict(options.additional_context)),
             delete_jobs=options.delete_jobs,
             clock=self._clock,
+            middleware=WorkerMiddlewares.make(
+                options.worker_middleware, options.task_middleware, self
+            ),
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -313,7 +360,7 @@ class Worker:
                 )
                 services_scope = anyio.CancelScope()
                 await tg.start(self._run_services, services_scope, worker_id, fetcher)
-                task_status.started(self)
+                task_status.started()
                 try:
                     async with outcomes, anyio.create_task_group() as jobs:
                         await self._run_jobs(jobs, fetcher, runner, outcomes)
@@ -324,7 +371,7 @@ class Worker:
                     )
             completer.report_unwritten(log_extra)
         finally:
-            await _unregister(connector, worker_id, log_extra)
+            await _unregister(connector, worker_id, log_extra, self._jobs_done)
 
     async def _supervise(
         self,
@@ -430,8 +477,21 @@ class Worker:
         await self._slots.drain(timeout)
 
 
+def _backend_name() -> str:
+    """The running event loop's name, for the start line."""
+    try:
+        import sniffio  # trio depends on it: without it, there is no trio
+
+        return sniffio.current_async_library()
+    except Exception:  # not installed, or a loop it does not know
+        return "asyncio"
+
+
 async def _unregister(
-    connector: AsyncConnector, worker_id: int, log_extra: Mapping[str, Any]
+    connector: AsyncConnector,
+    worker_id: int,
+    log_extra: Mapping[str, Any],
+    jobs_done: Mapping[str, int],
 ) -> None:
     """Remove the worker's row, bounded and shielded: the worker is stopping."""
     with anyio.move_on_after(UNREGISTER_TIMEOUT_SECONDS, shield=True):
@@ -443,8 +503,12 @@ async def _unregister(
                 exc,
                 extra={"action": "worker_unregister_error", **log_extra},
             )
+    done = ", ".join(
+        f"{count} {status}" for status, count in jobs_done.items() if count
+    )
     logger.info(
-        "Worker %s stopped",
+        "Worker %s stopped: %s",
         log_extra["worker"],
-        extra={"action": "worker_stop", **log_extra},
+        done or "no job run",
+        extra={"action": "worker_stop", "jobs_done": dict(jobs_done), **log_extra},
     )

@@ -54,7 +54,7 @@ if os.environ.get(PERIODIC_ENV_VAR):
 @app.task(name="stalls_once", retry=1, pass_context=True)
 async def stalls_once(context: pa.JobContext) -> str:
     """Hangs on its first attempt (until its worker is killed)."""
-    if context.job.attempts == 1:
+    if context.job.attempts == 0:  # none ended yet: the first attempt
         await anyio.sleep_forever()
     return "second attempt"
 

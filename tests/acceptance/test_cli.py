@@ -74,7 +74,8 @@ def deferred_id(result: subprocess.CompletedProcess[str]) -> int:
 def assert_user_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
+    # The worker logs at INFO by default (its start line); nothing else does.
+    lines = [line for line in result.stderr.splitlines() if " INFO " not in line]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert fragment in lines[0]

@@ -156,15 +156,16 @@ async def run_code(source: str, namespace: dict[str, Any], where: str) -> None:
 
 @pytest.fixture
 def workers_stop_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    run_worker = pa.App.run_worker
+    # Every entry point (run_worker, run_worker_sync) ends in run_worker_async.
+    run_worker_async = pa.App.run_worker_async
 
     async def idle_stop(self: pa.App, **options: Any) -> None:
         if "task_status" not in options:  # a child is stopped by its parent
             options.setdefault("wait", False)
         options["install_signal_handlers"] = False
-        await run_worker(self, **options)
+        await run_worker_async(self, **options)
 
-    monkeypatch.setattr(pa.App, "run_worker", idle_stop)
+    monkeypatch.setattr(pa.App, "run_worker_async", idle_stop)
 
 
 @pytest.mark.usefixtures("workers_stop_when_idle")

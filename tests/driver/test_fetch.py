@@ -86,7 +86,8 @@ async def test_not_before_schedule(driver: Driver, jobs: JobFactory) -> None:
 async def test_claim_fields(
     driver: Driver, connector: AsyncConnector, jobs: JobFactory
 ) -> None:
-    """A claimed job is doing, for this worker, with one more attempt."""
+    """A claimed job is doing, for this worker; its attempts count the
+    attempts that ended, so 0 on the first claim."""
     job_id = await jobs.defer()
 
     (claimed,) = await connector.job_fetch_many(
@@ -97,16 +98,17 @@ async def test_claim_fields(
         job_id,
         Status.DOING,
         WORKER_ID,
-        1,
+        0,
     )
     assert claimed.started_at is not None
     assert await jobs.get(job_id) == claimed
 
 
 async def test_claim_counts_attempts(jobs: JobFactory) -> None:
-    """Each claim of a retried job counts one more attempt."""
+    """Each attempt that ends counts one more attempt (Procrastinate's
+    numbers: the running attempt sees those before it)."""
     job_id = await jobs.defer()
-    for attempt in (1, 2, 3):
+    for attempt in (0, 1, 2):
         assert await jobs.fetch() == [job_id]
         assert (await jobs.get(job_id)).attempts == attempt
         await jobs.finish(job_id, Status.TODO)

@@ -49,6 +49,9 @@ async def sample(jobs: JobFactory) -> dict[str, int]:
         ),
         pytest.param({"queue": "other", "task_name": "special"}, [], id="disjoint"),
         pytest.param({"limit": 2}, ["plain", "doing"], id="limit"),
+        pytest.param(
+            {"limit": None}, ["plain", "doing", "queue", "task", "locks"], id="no-limit"
+        ),
         pytest.param({"status": Status.FAILED}, [], id="no-match"),
     ],
 )

@@ -52,7 +52,8 @@ async def test_retry_finished_jobs(connector: AsyncConnector, jobs: JobFactory) 
             False,
         )
     assert await jobs.fetch() == ids
-    assert [(await jobs.get(i)).attempts for i in ids] == [a + 1 for a in attempts]
+    # A manual retry is not an attempt: the count is that of the ended runs.
+    assert [(await jobs.get(i)).attempts for i in ids] == attempts
 
 
 async def test_retry_refused(connector: AsyncConnector, jobs: JobFactory) -> None:

@@ -81,7 +81,7 @@ class MoveOnce(pa.BaseRetryStrategy):
     """Retries once at once, with another priority, queue and lock."""
 
     def get_retry_decision(self, *, exception: BaseException, job: pa.Job) -> Any:
-        if job.attempts > 1:
+        if job.attempts >= 1:
             return None
         return RetryDecision(priority=7, queue="retried", lock="R")
 
@@ -89,7 +89,7 @@ class MoveOnce(pa.BaseRetryStrategy):
 RETRY_CASES: dict[str, tuple[Any, int, Status, int, str]] = {
     # task name: (retry, the attempt that succeeds, expected status, attempts, queue)
     "int": (2, 99, Status.FAILED, 3, "default"),
-    "strategy": (RetryStrategy(max_attempts=3), 3, Status.SUCCEEDED, 3, "default"),
+    "strategy": (RetryStrategy(max_attempts=3), 3, Status.SUCCEEDED, 4, "default"),
     "other-exception": (
         RetryStrategy(max_attempts=5, retry_exceptions=[KeyError]),
         99,
@@ -97,7 +97,7 @@ RETRY_CASES: dict[str, tuple[Any, int, Status, int, str]] = {
         1,
         "default",
     ),
-    "custom": (MoveOnce(), 2, Status.SUCCEEDED, 2, "retried"),
+    "custom": (MoveOnce(), 1, Status.SUCCEEDED, 2, "retried"),
 }
 
 
@@ -128,7 +128,7 @@ async def test_retry_waits_without_polling(app: pa.App) -> None:
 
     @app.task(retry=RetryStrategy(max_attempts=2, wait=0.2), pass_context=True)
     async def once_more(context: JobContext) -> None:
-        if context.job.attempts == 1:
+        if context.job.attempts == 0:
             raise ValueError("first")
         done.set()
 

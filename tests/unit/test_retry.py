@@ -24,31 +24,34 @@ def job_after(attempts: int) -> Job:
     [
         pytest.param(RetryStrategy(), [0, 0, 0], id="at-once"),
         pytest.param(RetryStrategy(wait=5), [5, 5, 5], id="constant"),
-        pytest.param(RetryStrategy(linear_wait=2), [2, 4, 6], id="linear"),
+        pytest.param(RetryStrategy(linear_wait=2), [0, 2, 4], id="linear"),
         pytest.param(RetryStrategy(exponential_wait=3), [3, 9, 27], id="exponential"),
         pytest.param(
             RetryStrategy(wait=1, linear_wait=2, exponential_wait=2),
-            [5, 9, 15],
+            [3, 7, 13],
             id="all",
         ),
     ],
 )
 def test_delays(strategy: RetryStrategy, delays: list[float]) -> None:
-    """The delay after n attempts is wait + linear_wait * n + exponential_wait ** n."""
-    assert [strategy.delay_seconds(n) for n in (1, 2, 3)] == delays
+    """The delay after a failed attempt with n attempts before it is
+    wait + linear_wait * n + exponential_wait ** (n + 1), as in Procrastinate."""
+    assert [strategy.delay_seconds(n) for n in (0, 1, 2)] == delays
 
 
 @pytest.mark.parametrize(
     ("attempts", "retried"),
     [
-        pytest.param(1, True, id="first"),
-        pytest.param(2, True, id="second"),
-        pytest.param(3, False, id="last"),
+        pytest.param(0, True, id="first"),
+        pytest.param(2, True, id="third"),
+        pytest.param(3, False, id="fourth"),
         pytest.param(7, False, id="beyond"),
     ],
 )
 def test_max_attempts(attempts: int, retried: bool) -> None:
-    """A job is retried until it has had ``max_attempts`` attempts in all."""
+    """``max_attempts`` counts retries, as in Procrastinate: with 3, the
+    first, second and third attempts (0, 1, 2 attempts before) are retried,
+    the fourth fails."""
     decision = RetryStrategy(max_attempts=3, wait=4).get_retry_decision(
         exception=ValueError(), job=job_after(attempts)
     )
@@ -114,12 +117,12 @@ def test_retry_exceptions_validation() -> None:
         pytest.param(None, None, id="none"),
         pytest.param(0, None, id="zero"),
         pytest.param(True, RetryStrategy(), id="true"),
-        pytest.param(1, RetryStrategy(max_attempts=2), id="one"),
-        pytest.param(5, RetryStrategy(max_attempts=6), id="five"),
+        pytest.param(1, RetryStrategy(max_attempts=1), id="one"),
+        pytest.param(5, RetryStrategy(max_attempts=5), id="five"),
     ],
 )
 def test_get_retry_strategy(retry: Any, expected: RetryStrategy | None) -> None:
-    """``retry=`` normalises: n retries means n + 1 attempts."""
+    """``retry=`` normalises: n retries is ``max_attempts=n``, n + 1 runs."""
     assert get_retry_strategy(retry) == expected
 
 

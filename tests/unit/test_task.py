@@ -93,7 +93,7 @@ def test_options(bp: Blueprint) -> None:
         "L",
         "QL",
     )
-    assert task.retry_strategy == RetryStrategy(max_attempts=3)
+    assert task.retry_strategy == RetryStrategy(max_attempts=2)
     assert (task.pass_context, task.timeout) == (True, 60.0)
 
 

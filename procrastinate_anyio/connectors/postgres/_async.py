@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import secrets
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio
 import psycopg
+import psycopg_pool
+from psycopg.adapt import AdaptersMap
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from ... import _json
 from ..._exceptions import AppNotOpen, ConnectorException
@@ -94,7 +97,21 @@ class PsycopgConnector:
             (``"postgresql:///mydb"``, ``"host=db dbname=app"``); empty means
             libpq's environment variables (``PGHOST``, ``PGDATABASE``...).
         max_size: the most connections the pool opens at once.
+        min_size: accepted for Procrastinate's sake and checked
+            (``0 <= min_size <= max_size``); the pool opens connections on
+            demand and keeps those it opened.
         connect_kwargs: more connection parameters, passed to psycopg.
+        kwargs: Procrastinate's name for ``connect_kwargs`` (both may be
+            given; ``connect_kwargs`` wins on a shared key).
+        json_dumps: turns a job's arguments and result into JSON text
+            instead of :func:`json.dumps` (to store datetimes, say).
+        json_loads: reads them back instead of :func:`json.loads`.
+        pool_factory: Procrastinate's way to choose a pool:
+            ``psycopg_pool.AsyncNullConnectionPool`` means no connection
+            stays open between operations (PgBouncer in transaction mode);
+            ``psycopg_pool.AsyncConnectionPool`` (or None), the usual pool.
+            psycopg_pool's pools themselves run on asyncio only, so an AnyIO
+            pool plays either part; any other factory is refused.
     """
 
     def __init__(
@@ -102,13 +119,42 @@ class PsycopgConnector:
         conninfo: str = "",
         *,
         max_size: int = 10,
+        min_size: int = 0,
         connect_kwargs: Mapping[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        json_dumps: Callable[[Any], str] | None = None,
+        json_loads: Callable[[str | bytes], Any] | None = None,
+        pool_factory: Callable[..., Any] | None = None,
     ) -> None:
+        if pool_factory not in _POOL_FACTORIES:
+            raise TypeError(
+                "pool_factory must be psycopg_pool.AsyncConnectionPool or "
+                f"psycopg_pool.AsyncNullConnectionPool, not {pool_factory!r}: "
+                "psycopg_pool's pools run on asyncio only, the connector uses "
+                "its own AnyIO pool"
+            )
+        self.keep_idle = pool_factory is not psycopg_pool.AsyncNullConnectionPool
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, not {max_size}")
+        if not 0 <= min_size <= max_size:
+            raise ValueError(
+                f"need 0 <= min_size <= max_size, not min_size={min_size}, "
+                f"max_size={max_size}"
+            )
+        for name, value in (("json_dumps", json_dumps), ("json_loads", json_loads)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, not {value!r}")
         self.conninfo = conninfo
         self.max_size = max_size
-        self.connect_kwargs: dict[str, Any] = dict(connect_kwargs or {})
+        self.min_size = min_size
+        self.connect_kwargs: dict[str, Any] = {
+            **(kwargs or {}),
+            **(connect_kwargs or {}),
+        }
+        self.json_dumps = json_dumps
+        self.json_loads = json_loads
+        if json_loads is not None and "context" not in self.connect_kwargs:
+            self.connect_kwargs["context"] = _json_loading_context(json_loads)
         self._secrets = secrets_of(conninfo, self.connect_kwargs)
         self._pooler = PoolerDetection(self.connect_kwargs)
         self._pool: ConnectionPool | None = None
@@ -128,6 +174,7 @@ class PsycopgConnector:
             max_size=self.max_size,
             connect_kwargs=self.connect_kwargs,
             configure=self._pooler.configure_async,
+            keep_idle=self.keep_idle,
         )
         try:
             await pool.open()
@@ -188,7 +235,7 @@ class PsycopgConnector:
         return await self._run(_ops.job_fetch_many(params))
 
     async def job_finish_many(self, outcomes: Sequence[JobOutcome]) -> list[int]:
-        return await self._run(_ops.job_finish_many(outcomes))
+        return await self._run(_ops.job_finish_many(outcomes, self.json_dumps))
 
     async def job_delete_old(self, params: DeleteOldParams) -> int:
         return await self._run(_ops.job_delete_old(params))
@@ -300,3 +347,17 @@ def _dispatch(payload: str, on_notification: Callable[[Notification], object]) -
     notification = _ops.parse_notification(payload)
     if notification is not None:
         on_notification(notification)
+
+
+_POOL_FACTORIES: Final = (
+    None,
+    psycopg_pool.AsyncConnectionPool,
+    psycopg_pool.AsyncNullConnectionPool,
+)
+
+
+def _json_loading_context(loads: Callable[[str | bytes], Any]) -> AdaptersMap:
+    """Adapters that read json and jsonb columns with ``loads``."""
+    adapters = AdaptersMap(psycopg.adapters)
+    set_json_loads(loads, adapters)
+    return adapters

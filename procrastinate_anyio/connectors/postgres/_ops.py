@@ -185,7 +185,9 @@ def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
     return "[" + ",".join(items) + "]"
 
 
-def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
+def _outcomes_document(
+    outcomes: Sequence[JobOutcome], encode: _json.Encoder | None = None
+) -> str:
     """The outcomes as one JSON array, the parameter of ``job_finish_many``."""
     rows = []
     for o in outcomes:
@@ -210,7 +212,7 @@ def _outcomes_document(outcomes: Sequence[JobOutcome]) -> str:
                 "recovered": o.recovered,
             }
         )
-    return _json.dumps(rows)
+    return _json.dumps(rows, encode)
 
 
 def job_defer_many(jobs: Sequence[JobToDefer]) -> Operation[list[int]]:
@@ -364,7 +366,9 @@ def _job_fetch_limited(params: FetchParams) -> Operation[list[Job]]:
     return jobs
 
 
-def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[list[int]]:
+def job_finish_many(
+    outcomes: Sequence[JobOutcome], encode: _json.Encoder | None = None
+) -> Operation[list[int]]:
     retry_ids = [o.job_id for o in outcomes if o.status is Status.TODO]
     if retry_ids:
         rows = yield Statement("job_retry_conflicts", {"job_ids": retry_ids})
@@ -381,7 +385,7 @@ def job_finish_many(outcomes: Sequence[JobOutcome]) -> Operation[list[int]]:
         yield BEGIN
         yield Statement("job_lock_acquire", {"locks": locks})
     rows = yield Statement(
-        "job_finish_many", {"outcomes": _outcomes_document(outcomes)}
+        "job_finish_many", {"outcomes": _outcomes_document(outcomes, encode)}
     )
     if locks:
         yield from _rebalance(locks)

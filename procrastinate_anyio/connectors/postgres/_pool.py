@@ -83,6 +83,7 @@ class ConnectionPool:
         max_size: int = 10,
         connect_kwargs: Mapping[str, Any] | None = None,
         configure: Callable[[AnyioConnection[DictRow]], Awaitable[None]] | None = None,
+        keep_idle: bool = True,
     ) -> None:
         """Configure the pool; nothing is opened until `open`.
 
@@ -95,6 +96,8 @@ class ConnectionPool:
                 fixed by the pool.
             configure: Awaited with each new connection before its first use
                 (it must leave the connection idle).
+            keep_idle: False to close each connection when it is returned
+                (no connection stays open between operations).
 
         Raises:
             ValueError: ``max_size`` is below 1, or ``connect_kwargs`` sets
@@ -109,6 +112,7 @@ class ConnectionPool:
         self._connect_kwargs = kwargs
         self._configure = configure
         self._max_size = max_size
+        self._keep_idle = keep_idle
         self._slots = anyio.Semaphore(max_size)
         self._idle: deque[AnyioConnection[DictRow]] = deque()
         self._in_use = 0
@@ -127,7 +131,10 @@ class ConnectionPool:
         if self._opened:
             return
         conn = await self._connect()
-        self._idle.append(conn)
+        if self._keep_idle:
+            self._idle.append(conn)
+        else:
+            await conn.close()
         self._opened = True
 
     async def close(self) -> None:
@@ -225,7 +232,7 @@ class ConnectionPool:
         return None
 
     async def _put_back(self, conn: AnyioConnection[DictRow]) -> None:
-        if self._closed or not _is_reusable(conn):
+        if self._closed or not self._keep_idle or not _is_reusable(conn):
             await conn.close()
             return
         if conn.pgconn.transaction_status in (_INTRANS, _INERROR):

@@ -128,18 +128,18 @@ class DjangoApp(App):
             self._worker_tasks[id(task)] = wrapped
         return wrapped
 
-    async def run_worker(
+    async def run_worker_async(
         self,
         *,
         task_status: TaskStatus[Worker] = anyio.TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
-        """:meth:`~procrastinate_anyio.App.run_worker`, running sync tasks with
-        fresh Django connections."""
+        """:meth:`~procrastinate_anyio.App.run_worker_async` (where every entry point ends),
+        running sync tasks with fresh Django connections."""
         worker_app = copy.copy(self)
         worker_app._for_worker = True
         worker_app._worker_tasks = {}
-        await App.run_worker(worker_app, task_status=task_status, **options)
+        await App.run_worker_async(worker_app, task_status=task_status, **options)
 
 
 def configure(app: DjangoApp) -> Settings:

@@ -215,9 +215,11 @@ def _result(
         kwargs=job.task_kwargs.get("kwargs", {}),
         backend=alias,
         errors=errors,
-        # One entry per attempt (Django counts attempts so); only the last
-        # worker of a job is known.
-        worker_ids=[str(job.worker_id)] * job.attempts,
+        # One entry per attempt (Django counts attempts so, the running one
+        # included; job.attempts counts the ended ones); only the last worker
+        # of a job is known.
+        worker_ids=[str(job.worker_id)]
+        * (job.attempts + (1 if job.status is Status.DOING else 0)),
     )
     if status is TaskResultStatus.SUCCESSFUL:
         # TaskResult keeps its return value in a field set after construction.

@@ -218,7 +218,7 @@ def test_errors_do_not_stop_the_shell(run, line: str, expected: str) -> None:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Run ``procrastinate-anyio --app ... shell ...`` in-process; returns stdout."""
-    monkeypatch.setattr(_main, "configure_logging", lambda verbosity: None)
+    monkeypatch.setattr(_main, "configure_logging", lambda *args, **kwargs: None)
 
     def run_cli(*args: str, stdin: str = "", code: int = 0) -> str:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))

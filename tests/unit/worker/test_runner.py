@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import procrastinate_anyio as pa
@@ -38,7 +39,7 @@ def running_job(
         task_name=task_name,
         task_kwargs=kwargs,
         status=Status.DOING,
-        attempts=1,
+        attempts=0,  # the first run, as claimed
         lock="the-lock",
     )
     deadline = anyio.current_time() + timeout if timeout else float("inf")
@@ -111,20 +112,24 @@ def test_builtin_exception_types_are_unqualified():
 
 
 @pytest.mark.parametrize(
-    ("retry", "status"),
+    ("retry", "attempts", "status"),
     [
-        pytest.param(1, Status.TODO, id="retry-left"),
-        pytest.param(pa.RetryStrategy(max_attempts=1), Status.FAILED, id="exhausted"),
+        pytest.param(1, 0, Status.TODO, id="retry-left"),
+        pytest.param(
+            pa.RetryStrategy(max_attempts=1), 1, Status.FAILED, id="exhausted"
+        ),
     ],
 )
-async def test_retry_strategy_decides(app, retry, status):
+async def test_retry_strategy_decides(app, retry, attempts, status):
     """A failure goes back to todo while the strategy allows it, then fails."""
 
     @app.task(name="flaky", retry=retry)
     async def flaky() -> None:
         raise ValueError("again")
 
-    outcome = await run(app, running_job("flaky"))
+    running = running_job("flaky")
+    running.job = attrs.evolve(running.job, attempts=attempts)
+    outcome = await run(app, running)
     assert outcome.status is status
     assert outcome.error is not None
     assert outcome.error.type == "ValueError"

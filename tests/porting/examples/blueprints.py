@@ -1,0 +1,22 @@
+# Blueprints: tasks declared in a library, added to the app with a namespace.
+from procrastinate import App, Blueprint, PsycopgConnector
+
+bp = Blueprint()
+
+
+@bp.task(name="ping")
+def ping():
+    return "pong"
+
+
+app = App(connector=PsycopgConnector())
+app.add_tasks_from(bp, namespace="lib")
+
+
+def main():
+    with app.open():
+        job_id = ping.defer()
+        name = app.job_manager.list_jobs(id=job_id)[0].task_name
+    app.run_worker(wait=False, install_signal_handlers=False)
+    with app.open():
+        return name, app.job_manager.list_jobs(id=job_id)[0].result

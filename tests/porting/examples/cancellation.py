@@ -1,0 +1,48 @@
+# Cancel a waiting job (and delete another); a sync task that sees an abort
+# request raises JobAborted.
+import threading
+
+from procrastinate import App, PsycopgConnector, exceptions
+
+app = App(connector=PsycopgConnector())
+started = threading.Event()
+
+
+@app.task(pass_context=True)
+def long_one(context):
+    started.set()
+    while True:
+        if context.should_abort():
+            raise exceptions.JobAborted("asked to stop")
+        threading.Event().wait(0.01)
+
+
+@app.task
+def other():
+    pass
+
+
+def main():
+    with app.open():
+        cancelled = other.defer()
+        deleted = other.defer()
+        app.job_manager.cancel_job_by_id(cancelled)
+        app.job_manager.cancel_job_by_id(deleted, delete_job=True)
+        running = long_one.defer()
+
+    def abort_when_started():
+        started.wait()
+        with app.open():
+            app.job_manager.cancel_job_by_id(running, abort=True)
+
+    thread = threading.Thread(target=abort_when_started)
+    thread.start()
+    app.run_worker(wait=False, install_signal_handlers=False)
+    thread.join()
+    with app.open():
+        status = app.job_manager.get_job_status
+        return (
+            status(cancelled).value,
+            status(running).value,
+            app.job_manager.list_jobs(id=deleted),
+        )

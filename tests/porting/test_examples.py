@@ -1,0 +1,165 @@
+"""Procrastinate's documented examples (our own versions, in
+``examples/``), written against Procrastinate and run here with only their
+imports changed: ``procrastinate`` becomes ``procrastinate_anyio`` and
+nothing else is touched. Each must end as it does on Procrastinate.
+
+The examples build ``PsycopgConnector()`` with no arguments, as
+Procrastinate's docs do: libpq's ``PG*`` variables point it at the test
+database.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+import types
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).parent / "examples"
+IMPORT = re.compile(r"^(from|import) procrastinate\b", re.MULTILINE)
+
+
+def ported_source(name: str) -> str:
+    """The example's source with Procrastinate's imports made ours."""
+    return IMPORT.sub(r"\1 procrastinate_anyio", (EXAMPLES / f"{name}.py").read_text())
+
+
+def test_only_imports_change() -> None:
+    """The rewrite changes import lines and nothing else."""
+    for path in sorted(EXAMPLES.glob("*.py")):
+        before = path.read_text().splitlines()
+        after = ported_source(path.stem).splitlines()
+        changed = [b for b, a in zip(before, after, strict=True) if b != a]
+        assert changed, path.name  # each example imports Procrastinate
+        assert all(re.match(r"(from|import) procrastinate\b", line) for line in changed)
+
+
+@pytest.fixture
+def load(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Load a ported example as a module, with libpq pointed at the test
+    database (the examples say ``PsycopgConnector()``)."""
+    params = psycopg.conninfo.conninfo_to_dict(pg_dsn)
+    for key, variable in [
+        ("host", "PGHOST"),
+        ("port", "PGPORT"),
+        ("user", "PGUSER"),
+        ("dbname", "PGDATABASE"),
+    ]:
+        if key in params:
+            monkeypatch.setenv(variable, str(params[key]))
+
+    def load_example(name: str) -> types.ModuleType:
+        module = types.ModuleType(f"porting_example_{name}")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        exec(compile(ported_source(name), f"{name}.py", "exec"), vars(module))
+        return module
+
+    return load_example
+
+
+def run_async(main: Any, backend: str) -> Any:
+    return anyio.run(main, backend=backend)
+
+
+def test_quickstart(load: Any) -> None:
+    """The quickstart: sync defer, sync worker, results."""
+    assert load("quickstart").main() == [3, 7, 11]
+
+
+def test_defer(load: Any) -> None:
+    """configure() options, defer by name, batch defer."""
+    assert load("defer").main() == ("inbox", 5, True, "tests.porting.send", ["c", "d"])
+
+
+def test_retry(load: Any) -> None:
+    """Procrastinate's retry numbers: ``retry=2`` is 3 runs, attempts 0, 1, 2."""
+    runs, statuses = load("retry").main()
+
+    assert runs == {"int": [0, 1, 2], "strategy": [0, 1], "custom": [0, 1]}
+    assert statuses == ["failed", "failed", "failed"]
+
+
+def test_locks(load: Any) -> None:
+    """Jobs of a lock run in order; a queueing lock refuses a second job."""
+    assert load("locks").main() == ([0, 1, 2], True, 10)
+
+
+def test_priorities(load: Any) -> None:
+    """Higher priority first."""
+    assert load("priorities").main() == ["high", "normal", "low"]
+
+
+def test_cancellation(load: Any) -> None:
+    """Cancel, cancel and delete, abort a running sync job."""
+    assert load("cancellation").main() == ("cancelled", "aborted", [])
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_context(load: Any, backend: str) -> None:
+    """What a task sees of its job and worker."""
+    ((task_name, kwargs, worker, queues, db),) = run_async(
+        load("context").main, backend
+    )
+
+    assert task_name.endswith("inspect_me")
+    assert (kwargs, worker, queues, db) == ({"x": 1}, "w1", "ctx", "handle")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_middleware(load: Any, backend: str) -> None:
+    """Worker middleware outermost, then task middleware of the task's kind."""
+    assert run_async(load("middleware").main, backend) == [
+        "worker>",
+        "sync:s",
+        "s",
+        "<worker",
+        "worker>",
+        "async:a",
+        "a",
+        "<worker",
+    ]
+
+
+def test_custom_json(load: Any) -> None:
+    """Datetimes through the connector's json_dumps/json_loads."""
+    assert load("custom_json").main() == (["datetime"], True)
+
+
+def test_blueprints(load: Any) -> None:
+    """A blueprint's task under the app's namespace."""
+    assert load("blueprints").main() == ("lib:ping", "pong")
+
+
+def test_shutdown(load: Any) -> None:
+    """Cancelling the worker's asyncio task lets the running job end."""
+    assert run_async(load("shutdown").main, "asyncio") == ("succeeded", "finished")
+
+
+def test_testing(load: Any) -> None:
+    """The in-memory connector in a user's tests."""
+    rows, statuses, after_reset = load("testing").main()
+
+    ((task_name, args, status),) = rows
+    assert task_name.endswith("notify")
+    assert (args, status, statuses, after_reset) == (
+        {"user": 7},
+        "todo",
+        ["succeeded"],
+        {},
+    )
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_maintenance(load: Any, backend: str) -> None:
+    """Stalled jobs, queue counts as dicts, old jobs, the builtin by name."""
+    assert run_async(load("maintenance").main, backend) == (
+        [],
+        [("q", 1)],
+        1,
+        "builtin:remove_old_jobs",
+    )
