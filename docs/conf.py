@@ -65,6 +65,7 @@ nitpick_ignore = [
         "procrastinate_anyio._context.StopReason",
     ),  # JobContext.abort_reason()
     ("py:class", "_json.Encoder"),  # the connectors' json_dumps
+    ("py:class", "procrastinate_anyio._app.AsyncOpening"),  # App.open_async()
     # JobManager's base class (shown by :show-inheritance:).
     (
         "py:class",

@@ -122,8 +122,8 @@ class JobContext:
 
     @property
     def queues_display(self) -> str:
-        """The worker's queues for messages: ``"all queues"`` or
-        ``"a, b"``."""
+        """The worker's queues as text for messages (``"a, b"``, or
+        ``"all queues"``)."""
         return ", ".join(self.worker_queues) if self.worker_queues else "all queues"
 
     def abort_reason(self) -> StopReason | None:
