@@ -85,6 +85,11 @@ class AbortSignal:
         if self.reason is None:
             self.reason = reason
 
+    def set_deadline(self, deadline_monotonic: float) -> None:
+        """The job's timeout ends at ``deadline_monotonic``
+        (:func:`time.monotonic`)."""
+        self._deadline = deadline_monotonic
+
     def is_set(self) -> bool:
         if self.reason is not None:
             return True

@@ -54,6 +54,7 @@ def _number(
 
 
 positive_int: Final = _number(int, "a positive integer", lambda value: value >= 1)
+_count: Final = _number(int, "0 or a positive integer", lambda value: value >= 0)
 seconds: Final = _number(float, "a number of seconds", lambda value: True)
 seconds_over_0: Final = _number(float, "seconds > 0", lambda value: value > 0)
 
@@ -125,6 +126,7 @@ def _seconds_flag(help_text: str) -> _Spec:
 _CLI_SPECIFICS: Final[Mapping[str, _Spec]] = {
     "queues": _Spec("comma-separated queues to take jobs from (default: all)", _queue_list, "QUEUES", short="-q"),
     "concurrency": _Spec("how many jobs run at once", positive_int, "N", short="-c"),
+    "prefetch": _Spec("most jobs claimed ahead of the free slots while jobs are short (default: 50; 0: none)", _count, "N"),
     "backend": _Spec("the event loop (default: asyncio)", _choice("asyncio", "trio"), "{asyncio,trio}"),
     "name": _Spec("the worker's name, in logs and the workers table", _non_empty, "NAME", short="-n"),
     "wait": _Spec("stop when no job is left, instead of waiting for new ones (-w/--wait: the default, wait)", long="--one-shot", opposite=("-w", "--wait")),

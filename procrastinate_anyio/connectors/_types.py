@@ -69,6 +69,8 @@ class JobOutcome:
     again since, is ignored too.
     ``recovered``: the outcome of a crash recovery; the job's
     ``recoveries`` grows by one.
+    ``released``: the job was claimed but never started (claimed ahead, and
+    the worker stopped): back to ``todo`` without counting an attempt.
     """
 
     job_id: int
@@ -84,6 +86,7 @@ class JobOutcome:
     delete_job: bool = False
     started_at: datetime.datetime | None = None
     recovered: bool = False
+    released: bool = False
 
 
 def without_queueing_lock_conflicts(

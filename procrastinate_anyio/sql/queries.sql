@@ -175,7 +175,7 @@ WITH outcome AS MATERIALIZED (
         error_message text, error_traceback text, retry_at timestamptz,
         retry_priority integer, retry_queue text, retry_lock text,
         delete_job boolean, worker_id bigint, started_at timestamptz,
-        recovered boolean
+        recovered boolean, released boolean
     )
 ),
 deleted AS (
@@ -190,8 +190,9 @@ updated AS (
     UPDATE pa_jobs SET
         status = o.status,
         -- Counts the attempts that ended (Procrastinate's meaning): 0 while
-        -- the first one runs.
-        attempts = pa_jobs.attempts + 1,
+        -- the first one runs. A released job (claimed, never started) did
+        -- not attempt.
+        attempts = pa_jobs.attempts + CASE WHEN o.released THEN 0 ELSE 1 END,
         result = o.result,
         error_type = o.error_type,
         error_message = o.error_message,

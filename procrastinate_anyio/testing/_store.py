@@ -333,7 +333,7 @@ class InMemoryStore:
                 row.job = attrs.evolve(
                     job,
                     status=Status.TODO,
-                    attempts=job.attempts + 1,
+                    attempts=job.attempts + (0 if outcome.released else 1),
                     result=None,
                     error=outcome.error,
                     finished_at=None,

@@ -9,13 +9,13 @@ claims are in flight: one round trip's wait overlaps the other's work.
 
 Claims are batched: while jobs run, a claimer waits until half a batch of
 slots is free (``Slots.refill_threshold``) rather than claiming one job each
-time one ends.
+time one ends. While jobs are short, a few are claimed ahead of the free
+slots (see :mod:`._slots`), so that the slots do not wait for the claims.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -28,8 +28,6 @@ from ._slots import RunningJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from anyio.streams.memory import MemoryObjectSendStream
 
     from .._clock import Clock
     from .._job import Job
@@ -119,7 +117,7 @@ class Fetcher:
         self._wakeup.set()
         self._slots.signal_changed()
 
-    async def run(self, claimed: MemoryObjectSendStream[RunningJob]) -> None:
+    async def run(self) -> None:
         """The first claimer, until :meth:`stop` (or, one-shot, until no job
         is left)."""
         options = self._options
@@ -142,13 +140,12 @@ class Fetcher:
             # lock the claim could not see yet; only a claim that started
             # with nothing left to write proves there is no job left.
             pending_before = not options.wait and self._outcomes_pending()
-            fetched = await self._claim(claimed, min(free, options.fetch_batch_size))
+            fetched = await self._claim(min(free, options.fetch_batch_size))
             if fetched is None or fetched or options.wait:
                 continue
             # Nothing running, nothing claimed by the second claimer meanwhile
             # (its reservation), nothing left to write: no job is left.
-            idle = slots.free() == slots.total
-            if idle and not self._outcomes_pending():
+            if slots.idle() and not self._outcomes_pending():
                 if pending_before:
                     continue  # written during the claim (that change is past)
                 logger.info(
@@ -160,9 +157,7 @@ class Fetcher:
         self._fetching = False
         slots.signal_changed()
 
-    async def run_second_claimer(
-        self, claimed: MemoryObjectSendStream[RunningJob]
-    ) -> None:
+    async def run_second_claimer(self) -> None:
         """Claims while claims come back full; idle otherwise (a notification
         causes one claim, not two)."""
         slots = self._slots
@@ -171,11 +166,9 @@ class Fetcher:
             if not self._more_jobs_likely or free < slots.refill_threshold:
                 await slots.wait_changed()
                 continue
-            await self._claim(claimed, min(free, self._options.fetch_batch_size))
+            await self._claim(min(free, self._options.fetch_batch_size))
 
-    async def _claim(
-        self, claimed: MemoryObjectSendStream[RunningJob], limit: int
-    ) -> list[Job] | None:
+    async def _claim(self, limit: int) -> list[Job] | None:
         """Claim up to ``limit`` jobs and hand them to the slots; None after a
         database error (logged, then a backoff)."""
         options = self._options
@@ -212,10 +205,7 @@ class Fetcher:
             slots.signal_changed()  # the second claimer may start
         self._more_jobs_likely = full
         for job in fetched:
-            running = self._running_job(job)
-            slots.add(running)
-            # Never blocks: there are no more claimed jobs than slots.
-            claimed.send_nowait(running)
+            slots.add(self._running_job(job))
         if fetched and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "Fetched %d job(s)",
@@ -229,21 +219,19 @@ class Fetcher:
         return fetched
 
     def _running_job(self, job: Job) -> RunningJob:
-        """The job with its cancel scope, whose deadline is the task's timeout."""
+        """The job with its cancel scope and the task's timeout (which counts
+        from the job's start: it may wait for a slot)."""
         try:  # by name or alias, as the runner finds it
             timeout = self._registry.get_task(job.task_name).timeout
         except Exception:
             # Unknown task, or a lookup that raises (user code): the runner
             # meets the same error and fails the job; the fetcher goes on.
             timeout = None
-        if timeout is None:
-            return RunningJob(
-                job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal()
-            )
         return RunningJob(
             job=job,
-            scope=anyio.CancelScope(deadline=anyio.current_time() + timeout),
-            abort_signal=AbortSignal(time.monotonic() + timeout),
+            scope=anyio.CancelScope(),
+            abort_signal=AbortSignal(),
+            timeout=timeout,
         )
 
     async def _idle_timeout(self) -> float:

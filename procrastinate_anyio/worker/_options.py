@@ -70,6 +70,11 @@ class WorkerOptions:
             strategy); the next such crash fails it. 0: the first crash fails
             the job.
         fetch_batch_size: most jobs claimed per statement.
+        prefetch: most jobs claimed ahead of the free slots while jobs are
+            short (they wait in this worker, ``doing`` in the database, and
+            start as slots free up; at most about 50 ms of work at the recent
+            pace); 0: claim only for free slots. Off under global limits and
+            with ``max_crash_recoveries=0``.
         completer_batch_size: most outcomes written per statement.
         completer_flush_interval: seconds the completer gathers outcomes.
         completer_buffer_size: outcomes that may wait to be written before
@@ -98,6 +103,7 @@ class WorkerOptions:
     stalled_worker_timeout: float = attrs.field(default=30.0, validator=_positive)
     max_crash_recoveries: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     fetch_batch_size: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    prefetch: int = attrs.field(default=50, validator=attrs.validators.ge(0))
     completer_batch_size: int = attrs.field(
         default=500, validator=attrs.validators.ge(1)
     )

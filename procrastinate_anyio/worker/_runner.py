@@ -34,7 +34,7 @@ from ._options import DeleteJobs
 if TYPE_CHECKING:
     import datetime
 
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from .._clock import Clock
     from .._context import AppLike
@@ -82,6 +82,12 @@ async def run_job(
     propagates.
     """
     job = running.job
+    if running.stop_reason is not None:
+        # Stopped while it waited for a slot (claimed ahead): it never starts.
+        if running.stop_reason is StopReason.SHUTDOWN:
+            return released_outcome(job)
+        return _aborted(job, _LazyExtra(job, worker_name))
+    running.start()
     try:
         task = app.get_task(job.task_name)
     except TaskNotFound as exc:
@@ -202,6 +208,20 @@ async def run_job(
         )
     return JobOutcome(
         job_id=job.id, status=Status.SUCCEEDED, result=result, lock=job.lock
+    )
+
+
+def released_outcome(job: Job) -> JobOutcome:
+    """A claimed job that never started goes back to ``todo`` as it was:
+    no attempt counted, the same schedule and last error, its place on its
+    lock kept."""
+    return JobOutcome(
+        job_id=job.id,
+        status=Status.TODO,
+        lock=job.lock,
+        error=job.error,
+        retry_at=job.scheduled_at,
+        released=True,
     )
 
 
@@ -421,20 +441,17 @@ class SlotRunner:
         """Outcomes sent to the completer (a one-shot worker compares it with
         those written)."""
 
-    async def run_slot(
-        self,
-        to_run: MemoryObjectReceiveStream[RunningJob],
-        outcomes: MemoryObjectSendStream[JobOutcome],
-    ) -> None:
-        """Run the jobs received on ``to_run`` one at a time, until it closes."""
-        async with to_run:
-            async for running in to_run:
-                await self._run_one(running, outcomes)
+    async def run_slot(self, outcomes: MemoryObjectSendStream[JobOutcome]) -> None:
+        """Run the claimed jobs one at a time, until the slots close."""
+        next_job = self._slots.next_job
+        while (running := await next_job()) is not None:
+            await self._run_one(running, outcomes)
 
     async def _run_one(
         self, running: RunningJob, outcomes: MemoryObjectSendStream[JobOutcome]
     ) -> None:
         outcome: JobOutcome | None = None
+        started = time.monotonic()
         try:
             outcome = await run_job(
                 app=self._app,
@@ -453,7 +470,26 @@ class SlotRunner:
             # when nothing raises.
             outcome = _unexpected_failure(running, exc)
         finally:
-            self._slots.remove(running.job.id)
+            self._slots.remove(
+                running.job.id,
+                duration=time.monotonic() - started if running.started else None,
+            )
+        await self._send(running, outcome, outcomes)
+
+    async def release(
+        self, running: RunningJob, outcomes: MemoryObjectSendStream[JobOutcome]
+    ) -> None:
+        """Give back a job claimed ahead that no slot started (the worker
+        stops): ``todo`` again at once, as it was."""
+        self._slots.remove(running.job.id)
+        await self._send(running, released_outcome(running.job), outcomes)
+
+    async def _send(
+        self,
+        running: RunningJob,
+        outcome: JobOutcome,
+        outcomes: MemoryObjectSendStream[JobOutcome],
+    ) -> None:
         delete = self._delete_jobs
         delete_job = outcome.status.is_final and (
             delete is DeleteJobs.ALWAYS

@@ -98,7 +98,8 @@ async def count_written(
     async with written:
         async for batch in written:
             for outcome in batch:
-                jobs_done[outcome.status.value] += 1
+                if not outcome.released:  # given back unstarted: not done
+                    jobs_done[outcome.status.value] += 1
             slots.signal_changed()
             if fetcher.limited or any(
                 outcome.status is Status.TODO for outcome in batch

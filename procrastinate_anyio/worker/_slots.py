@@ -2,8 +2,22 @@
 
 One unit of concurrency is one slot. A claimer reserves slots for the claim it
 sends (so that two claims in flight never promise the same slot), each claimed
-job then takes a slot, and a job that ends frees it. Whoever waits for room
-(the claimers, the shutdown) waits for a change with :meth:`Slots.wait_changed`.
+job then takes a slot (:meth:`Slots.add`), the slot tasks take the claimed jobs
+in order (:meth:`Slots.next_job`), and a job that ends frees its slot. Whoever
+waits for room (the claimers, the shutdown) waits for a change with
+:meth:`Slots.wait_changed`.
+
+The hand-over to the slot tasks is a queue and one event per idle slot task,
+woken one per job: cheaper than a memory stream per job, and free while jobs
+wait (a slot task that ends a job takes the next one without waiting).
+
+Claiming ahead: while jobs are short, a few more jobs than there are slots may
+be claimed (``prefetch``); they wait in the worker, already ``doing`` in the
+database, and start as slots free up, so a slot never waits for a claim's
+round trip. How many: as many as the slots get through in
+:data:`PREFETCH_BUDGET_SECONDS` at the recent average job duration, at most
+``prefetch``. Jobs that run long are not claimed ahead: another worker may be
+idle.
 
 Like anyio's ``CapacityLimiter``, the object owns its counts and exposes them
 with :meth:`Slots.statistics`; nobody else keeps a copy.
@@ -11,7 +25,9 @@ with :meth:`Slots.statistics`; nobody else keeps a copy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import collections
+import time
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import attrs
@@ -19,19 +35,40 @@ import attrs
 from .._context import StopReason
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .._context import AbortSignal
     from .._job import Job
+
+PREFETCH_BUDGET_SECONDS: Final = 0.05
+"""The most work a worker claims ahead of its free slots: the jobs it holds
+back from other workers end within about this long."""
+
+_AVERAGE_WEIGHT: Final = 0.2  # of the latest job in the running average
 
 
 @attrs.define(eq=False)
 class RunningJob:
     """A job in flight: its own cancel scope (abort, timeout, shutdown), and
-    the flag a sync task reads through ``context.should_abort()``."""
+    the flag a sync task reads through ``context.should_abort()``.
+
+    A job claimed ahead waits for a slot; its ``timeout`` (the task's, None:
+    none) only counts from :meth:`start`.
+    """
 
     job: Job
     scope: anyio.CancelScope
     abort_signal: AbortSignal
+    timeout: float | None = None
     stop_reason: StopReason | None = None
+    started: bool = False
+
+    def start(self) -> None:
+        """A slot starts the job: its timeout starts now."""
+        self.started = True
+        if self.timeout is not None:
+            self.scope.deadline = anyio.current_time() + self.timeout
+            self.abort_signal.set_deadline(time.monotonic() + self.timeout)
 
     def stop(self, reason: StopReason) -> None:
         """Cancel the job's scope (and tell a sync task). The first reason wins."""
@@ -47,6 +84,7 @@ class SlotsStatistics:
 
     total: int
     running: int
+    waiting: int
     reserved: int
     free: int
 
@@ -59,16 +97,39 @@ class Slots:
         refill_threshold: how many slots must be free before a job's end
             wakes the claimers: claiming one job each time one ends costs a
             round trip per job; waiting for half a batch does not.
+        prefetch: the most jobs claimed ahead of the slots (0: none).
+        fetch_batch_size: the most jobs per claim; with jobs claimed ahead,
+            the claimers wait for half a claim's worth of room, of the slots
+            and the jobs ahead together.
     """
 
-    def __init__(self, total: int, *, refill_threshold: int) -> None:
-        if total < 1 or refill_threshold < 1:
-            raise ValueError("total and refill_threshold must be at least 1")
+    def __init__(
+        self,
+        total: int,
+        *,
+        refill_threshold: int,
+        prefetch: int = 0,
+        fetch_batch_size: int | None = None,
+    ) -> None:
+        if total < 1 or refill_threshold < 1 or prefetch < 0:
+            raise ValueError(
+                "total and refill_threshold must be at least 1, prefetch at least 0"
+            )
         self.total = total
+        self.prefetch = prefetch
+        self._base_threshold = refill_threshold
+        self._batch = fetch_batch_size or 2 * refill_threshold
         self.refill_threshold = refill_threshold
+        self._ahead = 0
+        self._average: float | None = None
         self._running: dict[int, RunningJob] = {}
+        self._ready: collections.deque[RunningJob] = collections.deque()
+        self._idle: collections.deque[anyio.Event] = collections.deque()
+        self._closed = False
         self._reserved = 0
         self._changed = anyio.Event()
+        self._change_waiters = 0
+        self._event: Callable[[], anyio.Event] = anyio.Event
         self._stop_all: StopReason | None = None
         self._every_end_counts = False
 
@@ -76,12 +137,22 @@ class Slots:
         return f"Slots({self.statistics()})"
 
     def __len__(self) -> int:
-        """How many jobs run."""
+        """How many claimed jobs run or wait for a slot."""
         return len(self._running)
 
+    @property
+    def capacity(self) -> int:
+        """How many jobs may be claimed: the slots, and those ahead."""
+        return self.total + self._ahead
+
     def free(self) -> int:
-        """Slots neither running a job nor reserved for a claim in flight."""
-        return self.total - len(self._running) - self._reserved
+        """Room for claimed jobs not taken by a claimed job nor reserved for a
+        claim in flight."""
+        return self.total + self._ahead - len(self._running) - self._reserved
+
+    def idle(self) -> bool:
+        """No job claimed, no claim in flight."""
+        return not self._running and not self._reserved
 
     def reserve(self, count: int) -> None:
         """Promise ``count`` free slots to a claim about to be sent."""
@@ -96,24 +167,90 @@ class Slots:
             self.signal_changed()
 
     def add(self, running: RunningJob) -> None:
-        """A claimed job takes a slot. After :meth:`stop_all`, it is stopped
-        at once (it was claimed while the stop was decided)."""
+        """A claimed job takes a slot, and waits for a slot task (an idle one
+        is woken). After :meth:`stop_all`, it is stopped at once (it was
+        claimed while the stop was decided)."""
         self._running[running.job.id] = running
         if self._stop_all is not None:
             running.stop(self._stop_all)
+        self._ready.append(running)
+        if self._idle:
+            self._idle.popleft().set()
 
-    def remove(self, job_id: int) -> None:
-        """A job ended: its slot is free. Wakes the waiters when a batch's
-        worth of slots is free, or no job runs, or every end counts (a
-        shutdown waits for the last job)."""
+    async def next_job(self) -> RunningJob | None:
+        """For a slot task: the next claimed job, in claim order, once there
+        is one; None once :meth:`close` was called and none is left."""
+        ready = self._ready
+        while not ready:
+            if self._closed:
+                return None
+            event = self._new_event()
+            self._idle.append(event)
+            try:
+                await event.wait()
+            except BaseException:
+                if not event.is_set():
+                    self._idle.remove(event)
+                elif ready:  # woken for a job it will not take: pass it on
+                    self._wake_one()
+                raise
+        return ready.popleft()
+
+    def _wake_one(self) -> None:
+        if self._idle:
+            self._idle.popleft().set()
+
+    def take_waiting(self) -> list[RunningJob]:
+        """The claimed jobs no slot task took yet, now taken out of the queue
+        (the worker stops and gives them back)."""
+        waiting = list(self._ready)
+        self._ready.clear()
+        return waiting
+
+    def close(self) -> None:
+        """No job will be added: idle slot tasks get None from
+        :meth:`next_job`."""
+        self._closed = True
+        idle, self._idle = self._idle, collections.deque()
+        for event in idle:
+            event.set()
+
+    def remove(self, job_id: int, *, duration: float | None = None) -> None:
+        """A job ended (after running ``duration`` seconds; None: it never
+        started): its slot is free. Wakes the waiters when a batch's worth of
+        room is free, or no job runs, or every end counts (a shutdown waits
+        for the last job)."""
         del self._running[job_id]
+        if duration is not None and self.prefetch:
+            self._measure(duration)
         if (
             not self._running
             or self._every_end_counts
             # Reserved slots count as free: their claim may come back short.
-            or self.total - len(self._running) >= self.refill_threshold
+            or self.total + self._ahead - len(self._running) >= self.refill_threshold
         ):
             self.signal_changed()
+
+    def _measure(self, duration: float) -> None:
+        """Follow the jobs' running average duration, and claim ahead what
+        the slots get through in the budget at that pace."""
+        average = self._average
+        average = (
+            duration
+            if average is None
+            else average + (duration - average) * _AVERAGE_WEIGHT
+        )
+        self._average = average
+        ahead = (
+            self.prefetch
+            if average * self.prefetch <= PREFETCH_BUDGET_SECONDS * self.total
+            else int(PREFETCH_BUDGET_SECONDS * self.total / average)
+        )
+        if ahead != self._ahead:
+            self._ahead = ahead
+            self.refill_threshold = max(
+                self._base_threshold, min(self._batch, self.total + ahead) // 2
+            )
 
     def get(self, job_id: int) -> RunningJob | None:
         return self._running.get(job_id)
@@ -155,17 +292,34 @@ class Slots:
     async def wait_changed(self) -> None:
         """Wait for the next change (a job ended, a claim came back, a stop
         was requested...). Several tasks may wait: a change wakes them all."""
-        await self._changed.wait()
+        self._change_waiters += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._change_waiters -= 1
 
     def signal_changed(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        # Nobody waits (the common case at each job's end): nothing to wake.
+        if self._change_waiters:
+            changed, self._changed = self._changed, self._new_event()
+            changed.set()
+
+    def _new_event(self) -> anyio.Event:
+        make = self._event
+        if make is anyio.Event:
+            # The first in the loop: keep the backend's own class, which
+            # skips the backend lookup of each anyio.Event() from now on.
+            event = anyio.Event()
+            self._event = type(event)
+            return event
+        return make()
 
     def statistics(self) -> SlotsStatistics:
-        running = len(self._running)
+        running = sum(1 for job in self._running.values() if job.started)
         return SlotsStatistics(
             total=self.total,
             running=running,
+            waiting=len(self._running) - running,
             reserved=self._reserved,
-            free=self.total - running - self._reserved,
+            free=self.free(),
         )

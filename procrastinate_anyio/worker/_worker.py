@@ -63,7 +63,7 @@ from ._options import WorkerOptions
 from ._runner import SlotRunner, WorkerMiddlewares
 from ._services import count_written, make_services, route_notifications
 from ._signals import handle_signals
-from ._slots import RunningJob, Slots
+from ._slots import Slots
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -107,6 +107,8 @@ class WorkerStatistics:
     worker_id: int | None
     name: str
     running_jobs: int
+    waiting_jobs: int
+    """Jobs claimed ahead, waiting for a slot."""
     free_slots: int
     jobs_done: Mapping[str, int]
     last_fetch_at: float | None
@@ -131,11 +133,16 @@ class Worker:
         self.options = WorkerOptions(**options)
         self.worker_id: int | None = None
         self._clock = clock
+        settings = self.options
         self._slots = Slots(
-            self.options.concurrency,
+            settings.concurrency,
             refill_threshold=max(
-                1, min(self.options.fetch_batch_size, self.options.concurrency) // 2
+                1, min(settings.fetch_batch_size, settings.concurrency) // 2
             ),
+            # A crash brings back the jobs claimed ahead as if they had run:
+            # not when the first crash fails a job.
+            prefetch=settings.prefetch if settings.max_crash_recoveries else 0,
+            fetch_batch_size=settings.fetch_batch_size,
         )
         self._fetcher: Fetcher | None = None
         self._hub: NotificationHub | None = None
@@ -175,12 +182,13 @@ class Worker:
             self._slots.stop_all(StopReason.SHUTDOWN)
 
     def statistics(self) -> WorkerStatistics:
-        running = len(self._slots)
+        slots = self._slots.statistics()
         return WorkerStatistics(
             worker_id=self.worker_id,
             name=self.options.name,
-            running_jobs=running,
-            free_slots=self.options.concurrency - running,
+            running_jobs=slots.running,
+            waiting_jobs=slots.waiting,
+            free_slots=slots.total - slots.running,
             jobs_done=dict(self._jobs_done),
             last_fetch_at=None
             if self._fetcher is None
@@ -314,6 +322,11 @@ class Worker:
             flush_interval=options.completer_flush_interval,
             written=written,
         )
+        limits = self.app.limits()
+        if limits:
+            # A job claimed ahead would hold a place under a limit while it
+            # waits for a slot.
+            self._slots.prefetch = 0
         self._fetcher = fetcher = Fetcher(
             connector,
             self.app,
@@ -327,7 +340,7 @@ class Worker:
                 runner.outcomes_sent > sum(self._jobs_done.values())
                 or not completer.statistics().idle
             ),
-            limits=self.app.limits(),
+            limits=limits,
         )
         if self._stop_requested:  # stop() before the fetcher existed
             fetcher.stop()
@@ -451,17 +464,18 @@ class Worker:
     ) -> None:
         """Start the slot tasks, feed them claimed jobs until the worker
         stops, then let the running jobs end."""
-        claimed, to_run = anyio.create_memory_object_stream[RunningJob](
-            self.options.concurrency
-        )
-        with to_run:
-            for _ in range(self.options.concurrency):
-                jobs.start_soon(runner.run_slot, to_run.clone(), outcomes)
-        async with claimed, anyio.create_task_group() as claimers:
-            claimers.start_soon(
-                self._supervise, fetcher.run_second_claimer, None, claimed
-            )
-            await self._supervise(fetcher.run, None, claimed)
+        slots = self._slots
+        for _ in range(slots.total):
+            jobs.start_soon(runner.run_slot, outcomes)
+        try:
+            async with anyio.create_task_group() as claimers:
+                claimers.start_soon(self._supervise, fetcher.run_second_claimer, None)
+                await self._supervise(fetcher.run, None)
+            # Jobs claimed ahead that no slot started go back at once.
+            for waiting in slots.take_waiting():
+                await runner.release(waiting, outcomes)
+        finally:
+            slots.close()
         await self._wait_running_jobs()
 
     async def _wait_running_jobs(self) -> None:

@@ -210,6 +210,7 @@ def _outcomes_document(
                 if o.started_at is None
                 else o.started_at.isoformat(),
                 "recovered": o.recovered,
+                "released": o.released,
             }
         )
     return _json.dumps(rows, encode)

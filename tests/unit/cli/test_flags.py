@@ -45,7 +45,7 @@ def test_flag_names_and_variables_follow_the_option() -> None:
 def test_every_flag_value_is_a_valid_worker_option() -> None:
     """What each flag parses is accepted by WorkerOptions as it is."""
     argv = [
-        "worker", "-q", "a,b", "-c", "2", "-n", "w", "--one-shot",
+        "worker", "-q", "a,b", "-c", "2", "--prefetch", "0", "-n", "w", "--one-shot",
         "--shutdown-graceful-timeout", "1", "--no-listen-notify",
         "--delete-jobs", "always", "--fetch-job-polling-interval", "1",
         "--abort-job-polling-interval", "1",

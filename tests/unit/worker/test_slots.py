@@ -12,7 +12,12 @@ import pytest
 
 from procrastinate_anyio import Job, Status
 from procrastinate_anyio._context import AbortSignal, StopReason
-from procrastinate_anyio.worker._slots import RunningJob, Slots, SlotsStatistics
+from procrastinate_anyio.worker._slots import (
+    PREFETCH_BUDGET_SECONDS,
+    RunningJob,
+    Slots,
+    SlotsStatistics,
+)
 from tests.support import HANG_GUARD_SECONDS, mock_clock
 
 if TYPE_CHECKING:
@@ -31,11 +36,16 @@ class TestCounts:
         """free() counts running jobs and reservations; statistics() agrees."""
         slots = Slots(4, refill_threshold=2)
         slots.reserve(2)
-        slots.add(running(1))
+        job = running(1)
+        slots.add(job)
 
         assert slots.free() == 1
         assert slots.statistics() == SlotsStatistics(
-            total=4, running=1, reserved=2, free=1
+            total=4, running=0, waiting=1, reserved=2, free=1
+        )
+        job.start()
+        assert slots.statistics() == SlotsStatistics(
+            total=4, running=1, waiting=0, reserved=2, free=1
         )
         slots.unreserve(2, used=2)
         slots.remove(1)
@@ -66,6 +76,63 @@ async def woken_by(slots: Slots, action: Callable[[], object]) -> bool:
         await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
     return woken.is_set()
+
+
+class TestClaimingAhead:
+    """How many jobs are claimed ahead follows the jobs' recent duration."""
+
+    def ended(self, slots: Slots, seconds: float, count: int = 1) -> None:
+        for i in range(count):
+            slots.add(running(1000 + i))
+            slots.remove(1000 + i, duration=seconds)
+
+    async def test_nothing_ahead_before_a_job_ended(self) -> None:
+        slots = Slots(2, refill_threshold=1, prefetch=10, fetch_batch_size=100)
+        assert (slots.capacity, slots.free()) == (2, 2)
+
+    async def test_short_jobs_fill_the_prefetch(self) -> None:
+        slots = Slots(2, refill_threshold=1, prefetch=10, fetch_batch_size=100)
+        self.ended(slots, 0.0001)
+        assert (slots.capacity, slots.free()) == (12, 12)
+        # Half of a claim's worth of room, of the slots and the jobs ahead.
+        assert slots.refill_threshold == 6
+
+    async def test_the_budget_bounds_the_work_ahead(self) -> None:
+        """Jobs of 10 ms on 2 slots: 2 * 50 ms / 10 ms = 10 jobs, not 20."""
+        slots = Slots(2, refill_threshold=1, prefetch=20, fetch_batch_size=100)
+        self.ended(slots, PREFETCH_BUDGET_SECONDS / 5)
+        assert slots.capacity == 2 + 10
+
+    async def test_long_jobs_are_not_claimed_ahead(self) -> None:
+        slots = Slots(2, refill_threshold=1, prefetch=10, fetch_batch_size=100)
+        self.ended(slots, 0.0001)
+        self.ended(slots, 10.0, count=3)  # the average follows
+        assert slots.capacity == 2
+        assert slots.refill_threshold == 1
+
+    async def test_prefetch_zero_claims_for_the_slots_only(self) -> None:
+        slots = Slots(2, refill_threshold=1, fetch_batch_size=100)
+        self.ended(slots, 0.0001)
+        assert slots.capacity == 2
+
+    async def test_a_job_that_never_started_is_not_measured(self) -> None:
+        slots = Slots(2, refill_threshold=1, prefetch=10, fetch_batch_size=100)
+        slots.add(running(1))
+        slots.remove(1)  # given back unstarted
+        assert slots.capacity == 2
+
+    async def test_the_timeout_counts_from_the_start(self) -> None:
+        job = RunningJob(
+            job=Job(id=1, queue="q", task_name="t", status=Status.DOING),
+            scope=anyio.CancelScope(),
+            abort_signal=AbortSignal(),
+            timeout=5.0,
+        )
+        assert job.scope.deadline == float("inf")  # waiting: no deadline
+        before = anyio.current_time()
+        job.start()
+        assert before + 5.0 <= job.scope.deadline <= anyio.current_time() + 5.0
+        assert job.started
 
 
 class TestChanges:
