@@ -88,6 +88,28 @@ class JobOutcome:
     recovered: bool = False
     released: bool = False
 
+    def of_attempt(
+        self, *, worker_id: int, started_at: datetime.datetime | None, delete_job: bool
+    ) -> JobOutcome:
+        """This outcome, of the attempt of ``worker_id`` that the claim started
+        at ``started_at``: ``attrs.evolve`` without its cost (once per job)."""
+        return JobOutcome(
+            job_id=self.job_id,
+            status=self.status,
+            lock=self.lock,
+            worker_id=worker_id,
+            result=self.result,
+            error=self.error,
+            retry_at=self.retry_at,
+            retry_priority=self.retry_priority,
+            retry_queue=self.retry_queue,
+            retry_lock=self.retry_lock,
+            delete_job=delete_job,
+            started_at=started_at,
+            recovered=self.recovered,
+            released=self.released,
+        )
+
 
 def without_queueing_lock_conflicts(
     outcomes: Sequence[JobOutcome], conflicting: set[int]

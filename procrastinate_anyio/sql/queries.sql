@@ -209,9 +209,9 @@ updated AS (
                        AND o.retry_lock IS DISTINCT FROM pa_jobs.lock,
         recoveries = pa_jobs.recoveries + CASE WHEN o.recovered THEN 1 ELSE 0 END
     FROM outcome AS o
-    WHERE pa_jobs.id = o.id AND NOT o.delete_job AND pa_jobs.status = 'doing'
+    WHERE pa_jobs.id = o.id AND o.delete_job IS NOT TRUE AND pa_jobs.status = 'doing'
       -- By primary key, whatever the planner thinks of the doing rows.
-      AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE NOT delete_job))
+      AND pa_jobs.id = ANY(ARRAY(SELECT id FROM outcome WHERE delete_job IS NOT TRUE))
       AND (o.worker_id IS NULL OR pa_jobs.worker_id = o.worker_id)
       AND (o.started_at IS NULL OR pa_jobs.started_at = o.started_at)
     RETURNING pa_jobs.id, pa_jobs.status

@@ -495,11 +495,10 @@ class SlotRunner:
             delete is DeleteJobs.ALWAYS
             or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
         )
-        outcome = attrs.evolve(
-            outcome,
+        outcome = outcome.of_attempt(
             worker_id=self._worker_id,
-            delete_job=delete_job,
             started_at=running.job.started_at,  # the attempt token
+            delete_job=delete_job,
         )
         self.outcomes_sent += 1
         try:

@@ -101,6 +101,9 @@ def in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
     return without_begin()
 
 
+_STATUSES: Final = {status.value: status for status in Status}
+
+
 def job_from_row(row: Row) -> Job:
     """Build a :class:`Job` from a ``pa_jobs`` row."""
     error = None
@@ -118,7 +121,7 @@ def job_from_row(row: Row) -> Job:
         priority=row["priority"],
         lock=row["lock"],
         queueing_lock=row["queueing_lock"],
-        status=Status(row["status"]),
+        status=_STATUSES[row["status"]],
         scheduled_at=row["scheduled_at"],
         attempts=row["attempts"],
         abort_requested=row["abort_requested"],
@@ -188,31 +191,40 @@ def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
 def _outcomes_document(
     outcomes: Sequence[JobOutcome], encode: _json.Encoder | None = None
 ) -> str:
-    """The outcomes as one JSON array, the parameter of ``job_finish_many``."""
+    """The outcomes as one JSON array, the parameter of ``job_finish_many``.
+
+    Only the fields that are set: a missing key reads as NULL, and most
+    outcomes (a success) have four.
+    """
     rows = []
     for o in outcomes:
+        row: dict[str, Any] = {"id": o.job_id, "status": o.status.value}
+        if o.result is not None and o.status is Status.SUCCEEDED:
+            row["result"] = o.result
         error = o.error
-        rows.append(
-            {
-                "id": o.job_id,
-                "status": o.status.value,
-                "result": o.result if o.status is Status.SUCCEEDED else None,
-                "error_type": None if error is None else error.type,
-                "error_message": None if error is None else error.message,
-                "error_traceback": None if error is None else error.traceback,
-                "retry_at": None if o.retry_at is None else o.retry_at.isoformat(),
-                "retry_priority": o.retry_priority,
-                "retry_queue": o.retry_queue,
-                "retry_lock": o.retry_lock,
-                "delete_job": o.delete_job,
-                "worker_id": o.worker_id,
-                "started_at": None
-                if o.started_at is None
-                else o.started_at.isoformat(),
-                "recovered": o.recovered,
-                "released": o.released,
-            }
-        )
+        if error is not None:
+            row["error_type"] = error.type
+            row["error_message"] = error.message
+            row["error_traceback"] = error.traceback
+        if o.retry_at is not None:
+            row["retry_at"] = o.retry_at.isoformat()
+        if o.retry_priority is not None:
+            row["retry_priority"] = o.retry_priority
+        if o.retry_queue is not None:
+            row["retry_queue"] = o.retry_queue
+        if o.retry_lock is not None:
+            row["retry_lock"] = o.retry_lock
+        if o.delete_job:
+            row["delete_job"] = True
+        if o.worker_id is not None:
+            row["worker_id"] = o.worker_id
+        if o.started_at is not None:
+            row["started_at"] = o.started_at.isoformat()
+        if o.recovered:
+            row["recovered"] = True
+        if o.released:
+            row["released"] = True
+        rows.append(row)
     return _json.dumps(rows, encode)
 
 
