@@ -14,7 +14,7 @@ import anyio
 import procrastinate_anyio as pa
 
 from . import database
-from .results import OURS, cpu_per_job, cpu_seconds
+from .results import OURS, CpuMeter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -180,12 +180,12 @@ async def timed_drain(
     database.settle(ctx.settings.admin_dsn, bench.dsn, TABLES)
     noise = ctx.noise("ours")
     noise.start()
-    cpu = cpu_seconds()
+    meter = CpuMeter()
+    meter.start()
     seconds, worker = await run_worker_timed(
         bench.app, ctx.progress, jobs, wait=False, **options
     )
-    cpu = cpu_seconds() - cpu
-    return seconds, succeeded(worker), {**noise.stop(), **cpu_per_job(cpu, jobs)}
+    return seconds, succeeded(worker), {**noise.stop(), **meter.per_job(jobs)}
 
 
 def label(runtime: str) -> str:

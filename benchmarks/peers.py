@@ -9,10 +9,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .results import (
+    CpuMeter,
     Measurement,
     best_of,
-    cpu_per_job,
-    cpu_seconds,
     median_run,
     timed,
 )
@@ -87,10 +86,10 @@ async def timed_drains(
         ctx.progress.step(f"drain {jobs:,} jobs: {library} on {runtime}, {settings}")
         noise = ctx.noise(library)
         noise.start()
-        cpu = cpu_seconds()
+        meter = CpuMeter()
+        meter.start()
         seconds, done = await drain()
-        cpu = cpu_seconds() - cpu
-        extra: dict[str, Any] = {**noise.stop(), **cpu_per_job(cpu, jobs)}
+        extra: dict[str, Any] = {**noise.stop(), **meter.per_job(jobs)}
         if done != jobs:
             extra["incomplete"] = f"{done} of {jobs} ran"
         runs.append(

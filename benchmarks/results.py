@@ -96,10 +96,65 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_per_job(cpu: float, jobs: int) -> dict[str, float]:
+def server_cpu_seconds() -> float | None:
+    """CPU time of the local PostgreSQL server so far: every ``postgres``
+    process (backends, WAL writer, checkpointer...), with the backends that
+    ended (their time is in the postmaster's reaped-children counters). None
+    when ``/proc`` does not show it (not Linux, or another machine's server:
+    then the figure is left out)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    found = False
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended meanwhile, or not readable
+        name_end = stat.rfind(")")
+        if stat[stat.find("(") + 1 : name_end] != "postgres":
+            continue
+        fields = stat[name_end + 2 :].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5).
+        total += sum(int(value) for value in fields[11:15])
+        found = True
+    return total / tick if found else None
+
+
+def cpu_per_job(
+    cpu: float, jobs: int, server_cpu: float | None = None
+) -> dict[str, float]:
     """The benchmark process's CPU per job: the client-side cost, which wall
-    time hides when the server or the machine is the bottleneck."""
-    return {"client_cpu_us_per_job": round(1e6 * cpu / jobs, 1)} if jobs else {}
+    time hides when the server or the machine is the bottleneck; and the
+    server's, when measured (``server_cpu``: its CPU seconds meanwhile)."""
+    if not jobs:
+        return {}
+    out = {"client_cpu_us_per_job": round(1e6 * cpu / jobs, 1)}
+    if server_cpu is not None:
+        out["server_cpu_us_per_job"] = round(1e6 * server_cpu / jobs, 1)
+    return out
+
+
+class CpuMeter:
+    """The client's and the local server's CPU over a measured interval."""
+
+    def start(self) -> None:
+        self._client = cpu_seconds()
+        self._server = server_cpu_seconds()
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        client = cpu_seconds() - self._client
+        server_now = server_cpu_seconds()
+        server = (
+            None
+            if server_now is None or self._server is None
+            else server_now - self._server
+        )
+        return cpu_per_job(client, jobs, server)
 
 
 def best_of(runs: Sequence[Measurement]) -> Measurement:

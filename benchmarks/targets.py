@@ -129,7 +129,14 @@ def _trio_target(measurements: Sequence[Measurement]) -> Target:
     worst: tuple[float, str] | None = None
     for row in ROWS:
         if row.title.startswith(
-            ("latency max", "WAL", "transactions", "drain, best: client")
+            (
+                "latency max",
+                "WAL",
+                "transactions",
+                "drain, best: client",
+                "drain, best: server",
+                "drain, default: client",
+            )
         ):
             continue
         a = find(measurements, OURS, row.scenario, row.role, "asyncio")
