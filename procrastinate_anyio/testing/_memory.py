@@ -235,6 +235,7 @@ class InMemoryConnector:
     ) -> None:
         await anyio.lowlevel.checkpoint()
         loop_thread = threading.get_ident()
+        loop_token = anyio.lowlevel.current_token()
 
         def deliver(notification: Notification) -> None:
             # The sync facade may write from a sync task's thread: listeners
@@ -242,10 +243,11 @@ class InMemoryConnector:
             if threading.get_ident() == loop_thread:
                 on_notification(notification)
                 return
-            # Outside an AnyIO worker thread this raises RuntimeError and the
-            # notification is dropped: the worker's polling finds the job.
-            with contextlib.suppress(RuntimeError):
-                anyio.from_thread.run_sync(on_notification, notification)
+            # The loop ended meanwhile: the notification is dropped.
+            with contextlib.suppress(anyio.RunFinishedError):
+                anyio.from_thread.run_sync(
+                    on_notification, notification, token=loop_token
+                )
 
         self.store.listeners.append(deliver)
         try:

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,6 +30,7 @@ from .._middleware import compose, is_async_middleware
 from .._retry import retry_outcome
 from ..connectors._types import JobOutcome
 from ._options import DeleteJobs
+from ._threads import SyncThreads
 
 if TYPE_CHECKING:
     import datetime
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from ._slots import RunningJob, Slots
 
 logger = logging.getLogger("procrastinate_anyio.worker")
+
+RunSync = Callable[[Callable[[], Any]], Awaitable[Any]]
+"""Runs a sync call in a thread and waits for it, even cancelled."""
 
 
 def error_from_exception(exc: BaseException) -> JobError:
@@ -68,7 +72,7 @@ async def run_job(
     worker_name: str,
     worker_queues: tuple[str, ...] | None,
     additional_context: Mapping[str, Any],
-    thread_limiter: anyio.CapacityLimiter,
+    run_sync: RunSync = anyio.to_thread.run_sync,
     clock: Clock = SYSTEM_CLOCK,
     middleware: WorkerMiddlewares | None = None,
 ) -> JobOutcome:
@@ -135,10 +139,10 @@ async def run_job(
         with running.scope:
             if context is not None and wrapped:
                 result = await _invoke_wrapped(
-                    task, args, job, thread_limiter, context, middleware
+                    task, args, job, run_sync, context, middleware
                 )
             else:
-                result = await _invoke(task, args, job, thread_limiter)
+                result = await _invoke(task, args, job, run_sync)
     except Exception as exc:
         error = exc
     duration = time.monotonic() - started
@@ -272,13 +276,11 @@ async def _invoke(
     task: Task[Any, Any],
     args: tuple[JobContext, ...],
     job: Job,
-    limiter: anyio.CapacityLimiter,
+    run_sync: RunSync,
 ) -> Any:
     if task.is_async:
         return await task.func(*args, **job.task_kwargs)
-    return await anyio.to_thread.run_sync(
-        functools.partial(task.func, *args, **job.task_kwargs), limiter=limiter
-    )
+    return await run_sync(functools.partial(task.func, *args, **job.task_kwargs))
 
 
 @attrs.frozen
@@ -312,7 +314,7 @@ async def _invoke_wrapped(
     task: Task[Any, Any],
     args: tuple[JobContext, ...],
     job: Job,
-    limiter: anyio.CapacityLimiter,
+    run_sync: RunSync,
     context: JobContext,
     middleware: WorkerMiddlewares | None,
 ) -> Any:
@@ -335,7 +337,7 @@ async def _invoke_wrapped(
         in_thread = compose(task_mw, call, context, worker_object)
 
         async def innermost() -> Any:
-            return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
+            return await run_sync(in_thread)
 
     return await compose(worker_mw, innermost, context, worker_object)()
 
@@ -436,19 +438,27 @@ class SlotRunner:
         self._additional_context = additional_context
         self._delete_jobs = delete_jobs
         self._clock = clock
-        self._thread_limiter = anyio.CapacityLimiter(slots.total)
+        self._threads = SyncThreads()
         self.outcomes_sent = 0
         """Outcomes sent to the completer (a one-shot worker compares it with
         those written)."""
 
     async def run_slot(self, outcomes: MemoryObjectSendStream[JobOutcome]) -> None:
-        """Run the claimed jobs one at a time, until the slots close."""
+        """Run the claimed jobs one at a time, until the slots close; sync
+        tasks in the slot's own thread."""
         next_job = self._slots.next_job
-        while (running := await next_job()) is not None:
-            await self._run_one(running, outcomes)
+        thread = self._threads.slot_thread()
+        try:
+            while (running := await next_job()) is not None:
+                await self._run_one(running, outcomes, thread.run_sync)
+        finally:
+            thread.close()
 
     async def _run_one(
-        self, running: RunningJob, outcomes: MemoryObjectSendStream[JobOutcome]
+        self,
+        running: RunningJob,
+        outcomes: MemoryObjectSendStream[JobOutcome],
+        run_sync: RunSync,
     ) -> None:
         outcome: JobOutcome | None = None
         started = time.monotonic()
@@ -459,7 +469,7 @@ class SlotRunner:
                 worker_name=self._worker_name,
                 worker_queues=self._worker_queues,
                 additional_context=self._additional_context,
-                thread_limiter=self._thread_limiter,
+                run_sync=run_sync,
                 clock=self._clock,
                 middleware=self._middleware,
             )

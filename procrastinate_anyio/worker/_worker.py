@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskStatus
 
@@ -152,6 +153,7 @@ class Worker:
         self._jobs_done: dict[str, int] = {status.value: 0 for status in Status}
         self._ran = False
         self._loop_thread: int | None = None
+        self._loop_token: anyio.lowlevel.EventLoopToken | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.options.name!r}, id={self.worker_id})"
@@ -162,10 +164,12 @@ class Worker:
         """Ask the worker to stop: no new job starts; running jobs get
         ``shutdown_graceful_timeout`` to finish (``now``: they are cancelled at
         once). Safe to call more than once, from the worker's event loop or
-        from a thread of its sync tasks (a sync middleware, say)."""
+        from any other thread (a sync task's, say)."""
         if self._loop_thread not in (None, threading.get_ident()):
             # Events and cancel scopes belong to the loop: hop there.
-            anyio.from_thread.run_sync(functools.partial(self.stop, now=now))
+            anyio.from_thread.run_sync(
+                functools.partial(self.stop, now=now), token=self._loop_token
+            )
             return
         if not self._stop_requested:
             logger.info(
@@ -227,6 +231,7 @@ class Worker:
             raise RuntimeError("a Worker runs once; make a new one")
         self._ran = True
         self._loop_thread = threading.get_ident()
+        self._loop_token = anyio.lowlevel.current_token()
         # Outside the task group below, so that a registration error reaches
         # the caller as is, not inside an exception group.
         with anyio.CancelScope(shield=True):

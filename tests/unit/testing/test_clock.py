@@ -115,7 +115,6 @@ async def test_retry_delay_counts_from_the_injected_clock() -> None:
             worker_name="w",
             worker_queues=None,
             additional_context={},
-            thread_limiter=anyio.CapacityLimiter(1),
             clock=clock,
         )
 

@@ -58,7 +58,6 @@ async def run(app: pa.App, running: RunningJob) -> JobOutcome:
             worker_name="w",
             worker_queues=None,
             additional_context={},
-            thread_limiter=anyio.CapacityLimiter(1),
         )
 
 
