@@ -2,7 +2,9 @@
 at most N started per period, across every worker.
 
 Pure declarations and arithmetic; the claim enforces them in the database
-(see ``job_fetch_many`` with ``FetchParams.limits``), so adding workers never
+(``job_fetch_many`` with ``FetchParams.limits`` runs ``pa_claim_limited`` of
+schema.sql, which walks the candidates as :func:`pick` does; the in-memory
+store uses :func:`room` and :func:`pick` themselves), so adding workers never
 breaks a limit.
 """
 

@@ -430,53 +430,13 @@ FROM resumed;
 -- name: queue_list_paused
 SELECT queue_name, paused_at FROM pa_queue_pauses ORDER BY convert_to(queue_name, 'UTF8');
 
--- name: job_limits_lock
--- Serialises the claims that involve these limits (sorted: no deadlock), so
--- that two workers never both see the last free place of a limit.
-SELECT pg_advisory_xact_lock(hashtextextended('pa_limit:' || key, 0))
-FROM (SELECT DISTINCT unnest(%(keys)s::text[]) AS key ORDER BY 1) AS keys;
-
--- name: job_limits_usage
--- Per limit: its jobs running now, and its jobs started within its period.
-SELECT l.key,
-    CASE WHEN l.concurrency THEN (
-        SELECT count(*) FROM pa_jobs AS j
-        WHERE j.status = 'doing'
-          AND (CASE WHEN l.scope = 'task' THEN j.task_name ELSE j.queue_name END) = ANY(l.names)
-    ) END AS doing,
-    CASE WHEN l.period IS NOT NULL THEN (
-        SELECT count(*) FROM pa_limit_starts AS s
-        WHERE s.limit_key = l.key AND s.started_at > now() - make_interval(secs => l.period)
-    ) END AS started
-FROM jsonb_to_recordset(%(limits)s::jsonb)
-    AS l (key text, scope text, names text[], concurrency boolean, period float8);
-
 -- name: job_fetch_limited
--- The head of the line when limits apply: the best %(scan)s ready jobs,
--- not locked (limited claims are serialised by job_limits_lock). The caller
--- picks among them within every limit's room, so jobs of a full limit at the
--- head do not keep the others waiting (up to %(scan)s jobs deep), and claims
--- the picked ones with job_claim_ids.
-SELECT id, priority, task_name, queue_name FROM pa_jobs
-WHERE status = 'todo' AND NOT lock_waiting
-  AND (scheduled_at IS NULL OR scheduled_at <= now())
-  AND queue_name <> ALL (ARRAY(SELECT queue_name FROM pa_queue_pauses))
-  AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]))
-ORDER BY priority DESC, id
-LIMIT %(scan)s;
-
--- name: job_claim_ids
--- The claim of the jobs picked under limits (see job_fetch_limited); a job
--- another worker claimed meanwhile is left out.
-UPDATE pa_jobs
-SET status = 'doing', worker_id = %(worker_id)s, started_at = now(),
-    abort_requested = false
-WHERE id = ANY(%(ids)s::bigint[]) AND status = 'todo' AND NOT lock_waiting
-RETURNING pa_jobs.*;
-
--- name: job_limit_starts_record
--- One row per start of a rate-limited job, per limit that covers it.
-INSERT INTO pa_limit_starts (limit_key) SELECT unnest(%(keys)s::text[]);
+-- The claim under global limits, in one round trip: see pa_claim_limited
+-- in schema.sql (the limits' locks, their room, the pick, the claim and the
+-- starts, in the statement's own transaction).
+SELECT * FROM pa_claim_limited(
+    %(worker_id)s, %(limit)s, %(scan)s, %(queues)s::text[], %(limits)s::jsonb
+);
 
 -- name: job_limit_starts_prune
 -- Starts older than the longest rate period (an hour) count for nothing.

@@ -11,22 +11,26 @@ from procrastinate_anyio import Status
 from procrastinate_anyio._limits import Limit, RateLimit
 from procrastinate_anyio.connectors import FetchParams, JobFilter, JobOutcome
 
-from .conftest import WORKER_ID
+from .conftest import HOUR, WORKER_ID
 
 if TYPE_CHECKING:
     from procrastinate_anyio.connectors import AsyncConnector
 
-    from .conftest import JobFactory
+    from .conftest import Driver, JobFactory
 
 pytestmark = pytest.mark.anyio
 
 
 async def claim(
-    connector: AsyncConnector, *limits: Limit, limit: int = 10
+    connector: AsyncConnector,
+    *limits: Limit,
+    limit: int = 10,
+    queues: tuple[str, ...] | None = None,
 ) -> list[tuple[str, str]]:
-    """Claim under ``limits``; the (task, queue) of each claimed job."""
+    """Claim under ``limits``; the (task, queue) of each claimed job, in
+    claim order."""
     jobs = await connector.job_fetch_many(
-        FetchParams(worker_id=WORKER_ID, queues=None, limit=limit, limits=limits)
+        FetchParams(worker_id=WORKER_ID, queues=queues, limit=limit, limits=limits)
     )
     return [(job.task_name, job.queue) for job in jobs]
 
@@ -131,3 +135,51 @@ async def test_no_limit_claims_as_usual(
         await jobs.defer(task_name="free")
 
     assert len(await claim(connector, task_limit("elsewhere", concurrency=1))) == 3
+
+
+async def test_aliases_share_the_limit(
+    connector: AsyncConnector, jobs: JobFactory
+) -> None:
+    """A limit on a task and its alias counts the jobs of both names."""
+    limited = Limit(
+        scope="task", names=("api", "old_api"), concurrency=2, rate=RateLimit(3, 3600)
+    )
+    for task in ("old_api", "api", "old_api", "api"):
+        await jobs.defer(task_name=task)
+
+    assert await claim(connector, limited) == [
+        ("old_api", "default"),
+        ("api", "default"),
+    ]
+    done = await connector.job_list(JobFilter(status=Status.DOING))
+    await connector.job_finish_many(
+        [JobOutcome(job_id=job.id, status=Status.SUCCEEDED) for job in done]
+    )
+    assert await claim(connector, limited) == [("old_api", "default")]
+
+
+async def test_limited_claim_reads_the_ready_jobs_of_its_queues(
+    driver: Driver, jobs: JobFactory
+) -> None:
+    """Under limits, the claim reads the jobs the plain claim would: of the
+    queues asked for, not paused, due, ready; best first."""
+    connector = driver.connector
+    limited = task_limit("slow", concurrency=1)
+    await jobs.defer(task_name="slow", queue="a", priority=5)
+    await jobs.defer(task_name="slow", queue="b", priority=5)
+    await jobs.defer(task_name="fast", queue="a")
+    await jobs.defer(task_name="fast", queue="b", priority=9)
+    await jobs.defer(task_name="fast", queue="elsewhere", priority=9)
+    await jobs.defer(task_name="fast", queue="paused", priority=9)
+    await jobs.defer(task_name="fast", queue="a", scheduled_at=driver.now() + HOUR)
+    await jobs.defer(task_name="fast", queue="a", lock="busy")
+    await jobs.defer(task_name="fast", queue="a", lock="busy")  # waits its turn
+    await connector.queue_pause("paused")
+
+    assert await claim(connector, limited, queues=("a", "b", "paused", "a")) == [
+        ("fast", "b"),
+        ("slow", "a"),
+        ("fast", "a"),
+        ("fast", "a"),
+    ]
+    assert await claim(connector, limited, queues=("a", "b")) == []

@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 import procrastinate_anyio as pa
+from procrastinate_anyio import Status
+from procrastinate_anyio._limits import Limit
+from procrastinate_anyio.connectors import FetchParams, JobFilter
+from procrastinate_anyio.connectors.postgres import connect
 from tests.support import PG_HANG_GUARD_SECONDS
+
+if TYPE_CHECKING:
+    from psycopg.rows import DictRow
+
+    from procrastinate_anyio import PsycopgConnector
+    from procrastinate_anyio.connectors.postgres import AnyioConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +103,61 @@ async def test_rate_limit_holds_across_workers(pg_dsn: str) -> None:
     assert all(
         later - first >= 0.9 for first, later in zip(starts, starts[3:], strict=False)
     )
+
+
+async def waiting_for_a_lock(conn: AnyioConnection[DictRow]) -> bool:
+    cursor = await conn.execute(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    )
+    row = await cursor.fetchone()
+    return row is not None and row["n"] > 0
+
+
+async def test_a_claim_that_waited_for_the_lock_counts_what_it_waited_for(
+    pg_dsn: str, pg_connector: PsycopgConnector
+) -> None:
+    """The limited claim counts a limit's jobs after it holds the limit's
+    lock: a claim committed while it waited is counted (each statement of
+    pa_claim_limited takes its own snapshot), so the limit holds."""
+    limit = Limit(scope="task", names=("limited",), concurrency=1)
+    app = pa.App(connector=pg_connector)
+
+    @app.task(name="limited")
+    async def limited() -> None: ...
+
+    await limited.batch_defer_async({}, {})
+    claims: list[list[pa.Job]] = []
+
+    async def claim() -> None:
+        claims.append(
+            await pg_connector.job_fetch_many(
+                FetchParams(worker_id=1, queues=None, limit=10, limits=(limit,))
+            )
+        )
+
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
+        async with (
+            await connect(pg_dsn) as other,
+            await connect(pg_dsn) as watcher,
+            anyio.create_task_group() as tg,
+            # Another worker's claim, in its transaction: it holds the lock
+            # and has made the second job doing, not yet committed (a count
+            # from before the lock would let the first one be claimed).
+            other.transaction(),
+        ):
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                ("pa_limit:" + limit.key,),
+            )
+            await other.execute(
+                "UPDATE pa_jobs SET status = 'doing', started_at = now()"
+                " WHERE id = (SELECT max(id) FROM pa_jobs)"
+            )
+            tg.start_soon(claim)
+            # Polls a DB condition, under the hang guard.
+            while not await waiting_for_a_lock(watcher):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+
+    assert claims == [[]]
+    doing = await pg_connector.job_list(JobFilter(status=Status.DOING))
+    assert len(doing) == 1

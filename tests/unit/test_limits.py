@@ -7,6 +7,8 @@ import pytest
 
 from procrastinate_anyio import App, Blueprint, InMemoryConnector
 from procrastinate_anyio._limits import Limit, QueueLimits, RateLimit, pick, room
+from procrastinate_anyio.connectors import FetchParams
+from procrastinate_anyio.connectors.postgres import _ops
 
 
 class TestRateLimit:
@@ -103,3 +105,21 @@ def test_room_and_pick() -> None:
     picked, starts = pick(candidates, [slow], free, 3, where=lambda c: c)
     assert picked == [("slow", "q"), ("fast", "q"), ("fast", "q")]
     assert starts == ["task:slow"]
+
+
+def test_the_limited_claim_is_one_statement() -> None:
+    """The PostgreSQL driver claims under limits in one round trip (no
+    transaction of several statements): ``pa_claim_limited`` does it all."""
+    op = _ops.job_fetch_many(
+        FetchParams(
+            worker_id=1,
+            queues=None,
+            limit=100,
+            limits=(Limit(scope="task", names=("t",), rate=RateLimit(5, 1.0)),),
+        )
+    )
+    statement = next(op)
+    assert statement.name == "job_fetch_limited"
+    with pytest.raises(StopIteration) as stop:
+        op.send([])
+    assert stop.value.value == []

@@ -22,7 +22,7 @@ from psycopg import pq
 from ... import _json
 from ..._exceptions import AlreadyEnqueued, SchemaError
 from ..._job import Job, JobError, JobToDefer, Status
-from ..._limits import look_ahead, pick, room
+from ..._limits import look_ahead
 from ..._sql import queries
 from .._types import (
     CancelParams,
@@ -320,60 +320,34 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
 
 
 def _job_fetch_limited(params: FetchParams) -> Operation[list[Job]]:
-    """The claim under global limits: serialised per limit with the other
-    workers' claims, it reads each limit's room and the head of the line,
-    picks there (``_limits.pick``), claims the picked jobs and records the
-    starts of rate-limited ones, in one transaction."""
-    limits = params.limits
-    yield BEGIN
-    yield Statement("job_limits_lock", {"keys": [limit.key for limit in limits]})
+    """The claim under global limits, one statement (``pa_claim_limited``):
+    serialised per limit with the other workers' claims, it reads each
+    limit's room and the head of the line, picks there as ``_limits.pick``
+    does, claims the picked jobs and records the starts of rate-limited ones."""
     rows = yield Statement(
-        "job_limits_usage",
+        "job_fetch_limited",
         {
+            "worker_id": params.worker_id,
+            "limit": params.limit,
+            "scan": look_ahead(params.limit),
+            "queues": None if params.queues is None else list(params.queues),
             "limits": _json.dumps(
                 [
                     {
                         "key": limit.key,
                         "scope": limit.scope,
                         "names": list(limit.names),
-                        "concurrency": limit.concurrency is not None,
+                        "concurrency": limit.concurrency,
+                        "rate": None if limit.rate is None else limit.rate.count,
                         "period": None
                         if limit.rate is None
                         else limit.rate.period_seconds,
                     }
-                    for limit in limits
+                    for limit in params.limits
                 ]
-            )
+            ),
         },
     )
-    free = room(
-        limits,
-        {row["key"]: row["doing"] or 0 for row in rows},
-        {row["key"]: row["started"] or 0 for row in rows},
-    )
-    candidates = yield Statement(
-        "job_fetch_limited",
-        {
-            "queues": None if params.queues is None else list(params.queues),
-            "scan": look_ahead(params.limit),
-        },
-    )
-    candidates = sorted(candidates, key=lambda row: (-row["priority"], row["id"]))
-    picked, starts = pick(
-        candidates,
-        limits,
-        free,
-        params.limit,
-        where=lambda row: (row["task_name"], row["queue_name"]),
-    )
-    if not picked:
-        return []
-    rows = yield Statement(
-        "job_claim_ids",
-        {"ids": [row["id"] for row in picked], "worker_id": params.worker_id},
-    )
-    if starts:
-        yield Statement("job_limit_starts_record", {"keys": starts})
     jobs = [job_from_row(row) for row in rows]
     jobs.sort(key=lambda job: (-job.priority, job.id))
     return jobs

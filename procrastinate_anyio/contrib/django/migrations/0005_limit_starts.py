@@ -1,5 +1,5 @@
 """SQL migration 0.1.0_05_pre_limit_starts.sql: the starts of rate-limited
-jobs."""
+jobs, and the claim under limits."""
 
 from __future__ import annotations
 
