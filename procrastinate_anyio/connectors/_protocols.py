@@ -69,8 +69,12 @@ class AsyncConnector(Protocol):
         """The connector that ``app.open()`` and the sync API use."""
         ...
 
-    async def job_cancel(self, params: CancelParams) -> bool:
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
         """Cancel a ``todo`` job, or ask a ``doing`` one to abort.
+
+        With ``connection`` (a connection of the caller's, as for
+        :meth:`job_defer_many`), the change is made in its current
+        transaction: it happens if and only if that transaction commits.
 
         Returns:
             True when this call cancelled (or deleted) the job or requested its
@@ -254,7 +258,7 @@ class SyncConnector(Protocol):
 
     def close(self) -> None: ...
 
-    def job_cancel(self, params: CancelParams) -> bool: ...
+    def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool: ...
 
     def job_defer_many(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None

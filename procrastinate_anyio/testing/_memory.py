@@ -63,7 +63,8 @@ class InMemorySyncConnector:
     def close(self) -> None:
         self._open = False
 
-    def job_cancel(self, params: CancelParams) -> bool:
+    def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        """``connection`` is accepted and ignored (no transaction to join)."""
         return self.store.job_cancel(params)
 
     def job_defer_many(
@@ -155,7 +156,8 @@ class InMemoryConnector:
             for job_id, row in sorted(self.store.rows.items())
         }
 
-    async def job_cancel(self, params: CancelParams) -> bool:
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        """``connection`` is accepted and ignored, as in :meth:`job_defer_many`."""
         await anyio.lowlevel.checkpoint()
         return self.store.job_cancel(params)
 

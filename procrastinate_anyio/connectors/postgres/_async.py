@@ -217,8 +217,11 @@ class PsycopgConnector:
                 exc, self._secrets
             )
 
-    async def job_cancel(self, params: CancelParams) -> bool:
-        return await self._run(_ops.job_cancel(params))
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        if connection is None:
+            return await self._run(_ops.job_cancel(params))
+        op = _ops.in_callers_transaction(connection, _ops.job_cancel(params))
+        return await run_operation_async(connection, op)
 
     async def job_defer_many(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None
