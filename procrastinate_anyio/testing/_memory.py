@@ -38,9 +38,11 @@ if TYPE_CHECKING:
         JobOutcome,
         MaintenanceParams,
         MaintenanceResult,
+        MoveParams,
         Notification,
         PausedQueue,
         PeriodicDeferParams,
+        ProcrastinateMove,
         RetryParams,
         StalledJobs,
     )
@@ -192,6 +194,12 @@ class InMemoryConnector:
     async def job_list(self, filters: JobFilter) -> list[Job]:
         await anyio.lowlevel.checkpoint()
         return self.store.job_list(filters)
+
+    async def job_move_from_procrastinate(
+        self, params: MoveParams
+    ) -> ProcrastinateMove:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_move_from_procrastinate(params)
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None

@@ -42,9 +42,11 @@ if TYPE_CHECKING:
         JobOutcome,
         MaintenanceParams,
         MaintenanceResult,
+        MoveParams,
         Notification,
         PausedQueue,
         PeriodicDeferParams,
+        ProcrastinateMove,
         RetryParams,
         StalledJobs,
     )
@@ -251,6 +253,11 @@ class PsycopgConnector:
 
     async def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
         return await self._run(_ops.job_list_stalled(stalled_worker_timeout))
+
+    async def job_move_from_procrastinate(
+        self, params: MoveParams
+    ) -> ProcrastinateMove:
+        return await self._run(_ops.job_move_from_procrastinate(params))
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None
