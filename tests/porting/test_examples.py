@@ -24,11 +24,16 @@ from tests import procrastinate_tables
 
 EXAMPLES = pathlib.Path(__file__).parent / "examples"
 IMPORT = re.compile(r"^(from|import) procrastinate\b", re.MULTILINE)
+MODULE_IMPORT = re.compile(r"^import procrastinate$", re.MULTILINE)
 
 
 def ported_source(name: str) -> str:
-    """The example's source with Procrastinate's imports made ours."""
-    return IMPORT.sub(r"\1 procrastinate_anyio", (EXAMPLES / f"{name}.py").read_text())
+    """The example's source with Procrastinate's imports made ours
+    (``import procrastinate`` becomes ``import procrastinate_anyio as
+    procrastinate``, as a user would write it)."""
+    source = (EXAMPLES / f"{name}.py").read_text()
+    source = MODULE_IMPORT.sub("import procrastinate_anyio as procrastinate", source)
+    return IMPORT.sub(r"\1 procrastinate_anyio", source)
 
 
 def test_only_imports_change() -> None:
@@ -200,4 +205,53 @@ def test_maintenance(load: Any, backend: str, library: str) -> None:
         [("q", 1)],
         0,
         builtin,
+    )
+
+
+def test_readme(load: Any) -> None:
+    """The README's example: module import, connector kwargs, a queue."""
+    assert load("readme").main() == [8]
+
+
+def test_tasks(load: Any) -> None:
+    """Task options, an alias, the context's job."""
+    name, options, calls, context_names = load("tasks").main()
+
+    assert name == "renamed"
+    assert options == ("reports", 7, "report")
+    assert calls == [("plain", 1), ("renamed", 2), ("report", "monday")]
+    (context_name,) = context_names
+    assert context_name.endswith("who_am_i")
+
+
+def test_batch_defer(load: Any) -> None:
+    """A batch: ids in order; a taken queueing lock refuses all of it."""
+    assert run_async(load("batch_defer").main, "asyncio") == (3, True, True, [1, 2, 3])
+
+
+def test_queueing_locks(load: Any) -> None:
+    """One waiting job per queueing lock; free again once it ran."""
+    assert load("queueing_locks").main() == ([True, False, True], [1, 3], True)
+
+
+def test_periodic(load: Any) -> None:
+    """A periodic task runs on its tick with the tick's timestamp."""
+    assert run_async(load("periodic").main, "asyncio") == ("int", True, True)
+
+
+def test_scheduling(load: Any) -> None:
+    """schedule_at and schedule_in; only due jobs run."""
+    ran, at_ok, in_ok, statuses = load("scheduling").main()
+
+    assert (ran, at_ok, in_ok) == (["due", "now"], True, True)
+    assert statuses == ["todo", "todo"]
+
+
+def test_external_connections(load: Any) -> None:
+    """A defer and a cancel in the caller's transaction (psycopg's own async
+    connection: asyncio)."""
+    assert run_async(load("external_connections").main, "asyncio") == (
+        [2],
+        "todo",
+        "cancelled",
     )

@@ -20,8 +20,7 @@ def long_one(context):
 
 @app.task
 async def stop_it(job_id):
-    while not started.is_set():
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(started.wait, 30)
     await app.job_manager.cancel_job_by_id_async(job_id, abort=True)
 
 
