@@ -235,7 +235,7 @@ class PausedQueue:
 @attrs.frozen(kw_only=True)
 class MoveParams:
     """Move Procrastinate's waiting jobs and periodic ticks into ours
-    (:meth:`~procrastinate_anyio.JobManager.move_from_procrastinate_async`).
+    (``job_manager.move_from_procrastinate_async()``).
 
     ``dry_run``: write nothing, report what would move. ``force``: move even
     though Procrastinate workers heartbeated within ``worker_timeout`` seconds.
