@@ -17,6 +17,7 @@ from ._exceptions import InvalidJobArguments as InvalidJobArguments
 from ._exceptions import JobNotFound as JobNotFound
 from ._exceptions import JobStateError as JobStateError
 from ._exceptions import LoadFromPathError as LoadFromPathError
+from ._exceptions import MoveRefused as MoveRefused
 from ._exceptions import ProcrastinateException as ProcrastinateException
 from ._exceptions import SchemaError as SchemaError
 from ._exceptions import TaskAlreadyRegistered as TaskAlreadyRegistered
@@ -66,6 +67,7 @@ __all__ = [
     "JobNotFound",
     "JobStateError",
     "LoadFromPathError",
+    "MoveRefused",
     "ProcrastinateException",
     "PsycopgConnector",
     "QueueLimits",

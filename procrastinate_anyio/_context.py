@@ -127,9 +127,11 @@ class JobContext:
 
     @property
     def queues_display(self) -> str:
-        """The worker's queues as text for messages (``"a, b"``, or
-        ``"all queues"``)."""
-        return ", ".join(self.worker_queues) if self.worker_queues else "all queues"
+        """The worker's queues as text for messages (``"queues a, b"``, or
+        ``"all queues"``), as Procrastinate writes them."""
+        if not self.worker_queues:
+            return "all queues"
+        return "queues " + ", ".join(self.worker_queues)
 
     def abort_reason(self) -> StopReason | None:
         """Why the job must stop (an abort request, its timeout, the worker's

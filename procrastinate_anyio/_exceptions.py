@@ -70,6 +70,11 @@ class SchemaError(ProcrastinateException):
     """The database schema is missing, too new, or a migration failed."""
 
 
+class MoveRefused(ProcrastinateException):
+    """Moving Procrastinate's jobs was refused, and nothing was written: its
+    tables (or ours) are missing, or its workers are still running."""
+
+
 class LoadFromPathError(ProcrastinateException, ImportError):
     """A dotted path (``module.attribute``) could not be imported."""
 

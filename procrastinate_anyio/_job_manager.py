@@ -177,9 +177,22 @@ class JobManager(ProcrastinateJobManagerMixin):
         )
 
     async def cancel_job_by_id_async(
-        self, job_id: int, *, abort: bool = False, delete_job: bool = False
+        self,
+        job_id: int,
+        abort: bool = False,
+        delete_job: bool = False,
+        connection: Any = None,
     ) -> bool:
         """Cancel a ``todo`` job (or, with ``abort``, ask a ``doing`` job to stop).
+
+        Args:
+            job_id: the job.
+            abort: also ask the job to stop when it is running.
+            delete_job: delete a cancelled job instead of keeping it.
+            connection: a connection of the caller's, as for
+                :meth:`defer_jobs_async`: the cancel is part of its current
+                transaction, so it happens if and only if that transaction
+                commits (an abort request reaches the worker at commit).
 
         Returns:
             True when the job was cancelled (or deleted, with ``delete_job``)
@@ -187,15 +200,25 @@ class JobManager(ProcrastinateJobManagerMixin):
             or running and ``abort`` was not given, or does not exist.
         """
         return await self.connector.job_cancel(
-            CancelParams(job_id=job_id, abort=abort, delete_job=delete_job)
+            CancelParams(job_id=job_id, abort=abort, delete_job=delete_job),
+            connection=connection,
         )
 
     def cancel_job_by_id(
-        self, job_id: int, *, abort: bool = False, delete_job: bool = False
+        self,
+        job_id: int,
+        abort: bool = False,
+        delete_job: bool = False,
+        connection: Any = None,
     ) -> bool:
-        return self.sync_connector.job_cancel(
-            CancelParams(job_id=job_id, abort=abort, delete_job=delete_job)
-        )
+        """The sync twin of :meth:`cancel_job_by_id_async`; ``connection`` is
+        a sync ``psycopg.Connection`` (Django's ``connection.connection``, for
+        one), and needs no ``app.open()``."""
+        params = CancelParams(job_id=job_id, abort=abort, delete_job=delete_job)
+        if connection is None:
+            return self.sync_connector.job_cancel(params)
+        connector = self._sync_slot.connector or self.connector.get_sync_connector()
+        return connector.job_cancel(params, connection=connection)
 
     async def retry_job_by_id_async(
         self,

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from ._exceptions import JobNotFound
 from ._job import JobError, Status
 from ._validation import check_name
-from .connectors._types import JobOutcome
+from .connectors._types import JobOutcome, MoveParams
 
 if TYPE_CHECKING:
     from ._job import Job
     from .connectors._protocols import AsyncConnector, SyncConnector
+    from .connectors._types import ProcrastinateMove
 
 DEFAULT_SECONDS_SINCE_HEARTBEAT = 30.0
 
@@ -163,6 +164,41 @@ class ProcrastinateJobManagerMixin:
             include_failed=include_failed,
             include_cancelled=include_cancelled,
             include_aborted=include_aborted,
+        )
+
+    async def move_from_procrastinate_async(
+        self,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        worker_timeout: float = DEFAULT_SECONDS_SINCE_HEARTBEAT,
+    ) -> ProcrastinateMove:
+        """Move the jobs waiting in Procrastinate 3.x's tables (``todo``,
+        scheduled or not) into ours, with their queue, task, arguments,
+        priority, locks, schedule and attempts, and the periodic ticks it
+        deferred (so that periodic tasks do not defer them again). One
+        transaction: all of it or nothing. The moved jobs are deleted from
+        ``procrastinate_jobs``, so no job runs twice; running them again is
+        safe (the second move finds nothing).
+
+        Jobs that stay in Procrastinate's table, listed in the report's
+        ``skipped``: those whose queueing lock is taken by one of our waiting
+        jobs, those whose lock is held by one of its running jobs, and those
+        our schema would refuse. Its ``doing`` jobs are never moved.
+
+        Args:
+            dry_run: write nothing; report what would move.
+            force: move even though Procrastinate workers heartbeated within
+                ``worker_timeout`` seconds (stop them first instead).
+            worker_timeout: how recent a heartbeat makes a worker active
+                (Procrastinate's stalled-worker timeout by default).
+
+        Raises:
+            MoveRefused: Procrastinate's tables or ours are absent, or its
+                workers are active; nothing was written.
+        """
+        return await self.connector.job_move_from_procrastinate(
+            MoveParams(dry_run=dry_run, force=force, worker_timeout=worker_timeout)
         )
 
     if TYPE_CHECKING:

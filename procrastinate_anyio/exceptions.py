@@ -11,6 +11,7 @@ from ._exceptions import JobNotFound as JobNotFound
 from ._exceptions import JobStateError as JobStateError
 from ._exceptions import LoadFromPathError as LoadFromPathError
 from ._exceptions import MiddlewareKindMismatch as MiddlewareKindMismatch
+from ._exceptions import MoveRefused as MoveRefused
 from ._exceptions import ProcrastinateException as ProcrastinateException
 from ._exceptions import SchemaError as SchemaError
 from ._exceptions import TaskAlreadyRegistered as TaskAlreadyRegistered
@@ -27,6 +28,7 @@ __all__ = [
     "JobStateError",
     "LoadFromPathError",
     "MiddlewareKindMismatch",
+    "MoveRefused",
     "ProcrastinateException",
     "SchemaError",
     "TaskAlreadyRegistered",

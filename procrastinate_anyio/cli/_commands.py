@@ -1,4 +1,5 @@
-"""The CLI's commands: ``defer``, ``schema``, ``healthchecks``, ``worker``, ``shell``.
+"""The CLI's commands: ``defer``, ``schema``, ``healthchecks``, ``worker``,
+``shell``, ``move-from-procrastinate``.
 
 Each takes the parsed arguments and returns the exit code; an error the
 operator can fix is raised as :class:`CLIError` (or a
@@ -32,6 +33,8 @@ from ._shell import Shell
 
 if TYPE_CHECKING:
     import argparse
+
+    from ..connectors._types import ProcrastinateMove
 
 logger = logging.getLogger("procrastinate_anyio.cli")
 
@@ -164,6 +167,33 @@ def cmd_schema(args: argparse.Namespace) -> int:
         echo(f"Applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         echo("The schema is up to date: nothing to apply")
+    return 0
+
+
+def cmd_move_from_procrastinate(args: argparse.Namespace) -> int:
+    """Move Procrastinate's waiting jobs and periodic ticks into our tables."""
+    app = _load_app(args)
+
+    async def move() -> ProcrastinateMove:
+        async with app.open_async():
+            return await app.job_manager.move_from_procrastinate_async(
+                dry_run=args.dry_run,
+                force=args.force,
+                worker_timeout=args.worker_timeout,
+            )
+
+    report = anyio.run(move, backend="asyncio")
+    for skip in report.skipped:
+        echo(f"Skipped Procrastinate job {skip.job_id}: {skip.reason}")
+    extra = {
+        "action": "move_from_procrastinate",
+        "dry_run": report.dry_run,
+        "moved": len(report.moved),
+        "skipped": len(report.skipped),
+        "periodic_ticks": report.periodic_ticks,
+    }
+    logger.info("%s", report.summary(), extra=extra)
+    echo(report.summary())
     return 0
 
 

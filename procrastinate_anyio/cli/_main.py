@@ -1,6 +1,7 @@
 """The operator CLI: ``procrastinate-anyio`` and ``python -m procrastinate_anyio``.
 
-Commands: ``defer``, ``schema``, ``healthchecks``, ``worker``, ``shell``; see
+Commands: ``defer``, ``schema``, ``healthchecks``, ``worker``, ``shell``,
+``queue``, ``move-from-procrastinate``; see
 ``docs/cli.md``. This module assembles the parser and runs a command; the
 commands are in ``_commands.py``, the worker flags in ``_flags.py``.
 
@@ -28,13 +29,14 @@ from ._commands import (
     PROCRASTINATE_APP_ENV_VAR,
     cmd_defer,
     cmd_healthchecks,
+    cmd_move_from_procrastinate,
     cmd_schema,
     cmd_shell,
     cmd_worker,
     echo,
 )
 from ._errors import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
-from ._flags import add_worker_flags, env_switch, seconds
+from ._flags import add_worker_flags, env_switch, seconds, seconds_over_0
 from ._logging import configure_logging
 from ._queues import add_queue_command
 
@@ -130,6 +132,21 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     command("healthchecks", cmd_healthchecks, summary)
 
     add_queue_command(command)
+
+    summary = "move Procrastinate's waiting jobs and periodic ticks into ours"
+    move = command("move-from-procrastinate", cmd_move_from_procrastinate, summary)
+    arg = move.add_argument
+    arg("--dry-run", action="store_true", help="print what would move, write nothing")
+    force_help = "move even though Procrastinate workers heartbeated recently"
+    arg("--force", action="store_true", help=force_help)
+    timeout_help = "a worker that heartbeated this recently is active (default: 30)"
+    arg(
+        "--worker-timeout",
+        type=seconds_over_0,
+        default=30.0,
+        metavar="SECONDS",
+        help=timeout_help,
+    )
 
     shell = command("shell", cmd_shell, "inspect and act on jobs, interactively")
     shell.add_argument(

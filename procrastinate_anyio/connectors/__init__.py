@@ -20,9 +20,12 @@ from ._types import JobFilter as JobFilter
 from ._types import JobOutcome as JobOutcome
 from ._types import MaintenanceParams as MaintenanceParams
 from ._types import MaintenanceResult as MaintenanceResult
+from ._types import MoveParams as MoveParams
+from ._types import MoveSkip as MoveSkip
 from ._types import Notification as Notification
 from ._types import PausedQueue as PausedQueue
 from ._types import PeriodicDeferParams as PeriodicDeferParams
+from ._types import ProcrastinateMove as ProcrastinateMove
 from ._types import RetryParams as RetryParams
 from ._types import StalledJobs as StalledJobs
 
@@ -37,9 +40,12 @@ __all__ = [
     "Limit",
     "MaintenanceParams",
     "MaintenanceResult",
+    "MoveParams",
+    "MoveSkip",
     "Notification",
     "PausedQueue",
     "PeriodicDeferParams",
+    "ProcrastinateMove",
     "RetryParams",
     "StalledJobs",
     "SyncConnector",

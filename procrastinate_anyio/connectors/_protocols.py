@@ -36,9 +36,11 @@ if TYPE_CHECKING:
         JobOutcome,
         MaintenanceParams,
         MaintenanceResult,
+        MoveParams,
         Notification,
         PausedQueue,
         PeriodicDeferParams,
+        ProcrastinateMove,
         RetryParams,
         StalledJobs,
     )
@@ -69,8 +71,12 @@ class AsyncConnector(Protocol):
         """The connector that ``app.open()`` and the sync API use."""
         ...
 
-    async def job_cancel(self, params: CancelParams) -> bool:
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
         """Cancel a ``todo`` job, or ask a ``doing`` one to abort.
+
+        With ``connection`` (a connection of the caller's, as for
+        :meth:`job_defer_many`), the change is made in its current
+        transaction: it happens if and only if that transaction commits.
 
         Returns:
             True when this call cancelled (or deleted) the job or requested its
@@ -134,6 +140,23 @@ class AsyncConnector(Protocol):
         unless another worker is looking for them at the same time (one at
         a time across workers). Data only: the caller decides where they
         go, and finishes them guarded by the dead worker's id."""
+        ...
+
+    async def job_move_from_procrastinate(
+        self, params: MoveParams
+    ) -> ProcrastinateMove:
+        """Move Procrastinate 3.x's waiting jobs (``todo``, scheduled or not)
+        and deferred periodic ticks from its tables into ours, in one
+        transaction, deleting the moved jobs from its table; with
+        ``params.dry_run``, only report what would move.
+
+        Raises:
+            MoveRefused: Procrastinate's tables (or ours) are absent, or its
+                workers heartbeated recently and ``params.force`` is false;
+                nothing was written.
+            AlreadyEnqueued: a queueing lock was taken meanwhile; nothing
+                was written.
+        """
         ...
 
     async def job_next_scheduled_at(
@@ -254,7 +277,7 @@ class SyncConnector(Protocol):
 
     def close(self) -> None: ...
 
-    def job_cancel(self, params: CancelParams) -> bool: ...
+    def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool: ...
 
     def job_defer_many(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None

@@ -255,3 +255,68 @@ class PausedQueue:
 
     name: str
     paused_at: datetime.datetime
+
+
+@attrs.frozen(kw_only=True)
+class MoveParams:
+    """Move Procrastinate's waiting jobs and periodic ticks into ours
+    (``job_manager.move_from_procrastinate_async()``).
+
+    ``dry_run``: write nothing, report what would move. ``force``: move even
+    though Procrastinate workers heartbeated within ``worker_timeout`` seconds.
+    """
+
+    dry_run: bool = False
+    force: bool = False
+    worker_timeout: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.worker_timeout > 0:
+            raise ValueError(
+                f"worker_timeout must be positive, not {self.worker_timeout}"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class MoveSkip:
+    """A waiting Procrastinate job that was not moved (it stays in
+    ``procrastinate_jobs``), and why."""
+
+    job_id: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ProcrastinateMove:
+    """What a move from Procrastinate's tables did (or, ``dry_run``, would do).
+
+    ``moved``: the ids of the moved jobs in ``procrastinate_jobs``, in order;
+    ``new_ids``: their ids here, in the same order (empty in a dry run);
+    ``scheduled``: how many of them are scheduled in the future;
+    ``periodic_ticks``: deferred periodic ticks recorded here;
+    ``skipped``: waiting jobs left where they are; ``doing``: Procrastinate's
+    running jobs, never moved; ``active_workers``: its workers that
+    heartbeated recently (non-zero only with ``force``).
+    """
+
+    dry_run: bool
+    moved: tuple[int, ...] = ()
+    new_ids: tuple[int, ...] = ()
+    scheduled: int = 0
+    periodic_ticks: int = 0
+    skipped: tuple[MoveSkip, ...] = ()
+    doing: int = 0
+    active_workers: int = 0
+
+    def summary(self) -> str:
+        """One line for an operator."""
+        verb = "Would move" if self.dry_run else "Moved"
+        parts = [
+            f"{verb} {len(self.moved)} job(s) ({self.scheduled} scheduled) and "
+            f"{self.periodic_ticks} periodic tick(s) from Procrastinate's tables",
+            f"skipped {len(self.skipped)} waiting job(s)",
+            f"left {self.doing} doing job(s)",
+        ]
+        if self.active_workers:
+            parts.append(f"{self.active_workers} Procrastinate worker(s) active")
+        return "; ".join(parts)

@@ -457,3 +457,88 @@ SELECT pg_backend_pid() AS pid;
 -- Sent from another connection right after LISTEN: the listener must hear it,
 -- which it does not through a pooler in transaction mode.
 SELECT pg_notify('pa_events', %(payload)s);
+
+-- Moving Procrastinate's waiting jobs into ours (job_move_from_procrastinate).
+-- They read Procrastinate 3.x's own tables, which are not ours: only this
+-- operation touches them, in one transaction.
+
+-- name: procrastinate_move_tables
+SELECT to_regclass('pa_jobs') IS NOT NULL AS pa_jobs,
+       to_regclass('procrastinate_jobs') IS NOT NULL AS procrastinate_jobs,
+       to_regclass('procrastinate_events') IS NOT NULL AS procrastinate_events,
+       to_regclass('procrastinate_periodic_defers') IS NOT NULL
+           AS procrastinate_periodic_defers,
+       to_regclass('procrastinate_workers') IS NOT NULL AS procrastinate_workers;
+
+-- name: procrastinate_move_active_workers
+SELECT count(*) AS active FROM procrastinate_workers
+WHERE last_heartbeat > now() - make_interval(secs => %(seconds)s);
+
+-- name: procrastinate_move_doing
+-- Running jobs stay where they are; their locks keep the waiting jobs of
+-- the same lock there too (moved, they could run beside them).
+SELECT count(*) AS doing,
+       coalesce(array_agg(DISTINCT lock) FILTER (WHERE lock IS NOT NULL), '{}') AS locks
+FROM procrastinate_jobs WHERE status = 'doing';
+
+-- name: procrastinate_move_candidates
+-- Row locks: a Procrastinate worker (whose claim skips locked rows) cannot
+-- take them meanwhile, and a second move waits, then finds them gone.
+SELECT id, lock, queueing_lock,
+       coalesce(scheduled_at > now(), false) AS future,
+       char_length(queue_name) BETWEEN 1 AND 255
+           AND char_length(task_name) BETWEEN 1 AND 255
+           AND jsonb_typeof(args) = 'object' AS valid
+FROM procrastinate_jobs
+WHERE status = 'todo'
+ORDER BY id
+FOR UPDATE;
+
+-- name: procrastinate_move_queueing_locks_taken
+SELECT queueing_lock FROM pa_jobs
+WHERE status = 'todo' AND queueing_lock = ANY (%(locks)s::text[]);
+
+-- name: procrastinate_move_jobs
+-- Ids are assigned in Procrastinate's id order; attempts keep their meaning
+-- (ours count the ended attempts, as Procrastinate's); created_at is when
+-- Procrastinate recorded the defer. Jobs with a lock are inserted waiting,
+-- as by job_defer_many.
+INSERT INTO pa_jobs (
+    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at,
+    attempts, created_at, lock_waiting
+)
+SELECT j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
+       j.scheduled_at, j.attempts,
+       coalesce(
+           (SELECT min(e.at) FROM procrastinate_events AS e
+            WHERE e.job_id = j.id AND e.type = 'deferred'),
+           now()
+       ),
+       j.lock IS NOT NULL
+FROM procrastinate_jobs AS j
+WHERE j.id = ANY (%(ids)s::bigint[])
+ORDER BY j.id
+RETURNING id;
+
+-- name: procrastinate_move_periodic_count
+SELECT count(*) AS ticks FROM procrastinate_periodic_defers AS p
+WHERE p.defer_timestamp IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM pa_periodic_defers AS o
+    WHERE o.task_name = p.task_name AND o.periodic_id = p.periodic_id
+      AND o.defer_timestamp = p.defer_timestamp
+);
+
+-- name: procrastinate_move_periodic
+-- The deferred ticks, so that our periodic deferrer does not defer them
+-- again; a moved tick's job is its new id. Procrastinate's rows stay.
+INSERT INTO pa_periodic_defers (task_name, periodic_id, defer_timestamp, job_id)
+SELECT p.task_name, p.periodic_id, p.defer_timestamp, m.new_id
+FROM procrastinate_periodic_defers AS p
+LEFT JOIN unnest(%(old_ids)s::bigint[], %(new_ids)s::bigint[]) AS m (old_id, new_id)
+    ON m.old_id = p.job_id
+WHERE p.defer_timestamp IS NOT NULL
+ON CONFLICT DO NOTHING
+RETURNING defer_timestamp;
+
+-- name: procrastinate_move_delete
+DELETE FROM procrastinate_jobs WHERE id = ANY (%(ids)s::bigint[]);

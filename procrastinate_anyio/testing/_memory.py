@@ -38,9 +38,11 @@ if TYPE_CHECKING:
         JobOutcome,
         MaintenanceParams,
         MaintenanceResult,
+        MoveParams,
         Notification,
         PausedQueue,
         PeriodicDeferParams,
+        ProcrastinateMove,
         RetryParams,
         StalledJobs,
     )
@@ -63,7 +65,8 @@ class InMemorySyncConnector:
     def close(self) -> None:
         self._open = False
 
-    def job_cancel(self, params: CancelParams) -> bool:
+    def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        """``connection`` is accepted and ignored (no transaction to join)."""
         return self.store.job_cancel(params)
 
     def job_defer_many(
@@ -155,7 +158,8 @@ class InMemoryConnector:
             for job_id, row in sorted(self.store.rows.items())
         }
 
-    async def job_cancel(self, params: CancelParams) -> bool:
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        """``connection`` is accepted and ignored, as in :meth:`job_defer_many`."""
         await anyio.lowlevel.checkpoint()
         return self.store.job_cancel(params)
 
@@ -190,6 +194,12 @@ class InMemoryConnector:
     async def job_list(self, filters: JobFilter) -> list[Job]:
         await anyio.lowlevel.checkpoint()
         return self.store.job_list(filters)
+
+    async def job_move_from_procrastinate(
+        self, params: MoveParams
+    ) -> ProcrastinateMove:
+        await anyio.lowlevel.checkpoint()
+        return self.store.job_move_from_procrastinate(params)
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None

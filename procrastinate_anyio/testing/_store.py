@@ -15,7 +15,7 @@ import attrs
 
 from .. import _json
 from .._clock import SYSTEM_CLOCK
-from .._exceptions import AlreadyEnqueued
+from .._exceptions import AlreadyEnqueued, MoveRefused
 from .._job import Job, JobToDefer, Status
 from .._limits import look_ahead, pick, room
 from ..connectors._types import (
@@ -27,9 +27,11 @@ from ..connectors._types import (
     JobOutcome,
     MaintenanceParams,
     MaintenanceResult,
+    MoveParams,
     Notification,
     PausedQueue,
     PeriodicDeferParams,
+    ProcrastinateMove,
     RetryParams,
     StalledJobs,
     without_queueing_lock_conflicts,
@@ -481,6 +483,20 @@ class InMemoryStore:
         for key in starts:
             self.limit_starts.setdefault(key, []).append(now)
         return chosen
+
+    def job_move_from_procrastinate(self, params: MoveParams) -> ProcrastinateMove:
+        """Refused, as PostgreSQL refuses a database without Procrastinate's
+        tables: memory never has them."""
+        if self.applied_migrations is None:
+            raise MoveRefused(
+                "procrastinate_anyio's schema is missing: run "
+                "`procrastinate-anyio schema --apply` first"
+            )
+        raise MoveRefused(
+            "Procrastinate's tables are absent (procrastinate_jobs, "
+            "procrastinate_events, procrastinate_periodic_defers): nothing to "
+            "move (the in-memory connector has none)"
+        )
 
     def job_next_scheduled_at(
         self, queues: Sequence[str] | None

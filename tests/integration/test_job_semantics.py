@@ -405,6 +405,33 @@ async def test_transactional_defer_sync(
     assert [j.id for j in await app.job_manager.list_jobs_async()] == [job_id]
 
 
+async def test_transactional_cancel(app: pa.App, pg_dsn: str) -> None:
+    """cancel_job_by_id[_async] with Procrastinate's ``connection``: rolled
+    back, the job still waits; committed, it is cancelled."""
+
+    @app.task
+    def work() -> None: ...
+
+    first, second = await work.batch_defer_async({}, {})
+    async with await AnyioConnection.connect(pg_dsn) as conn:
+        assert await app.job_manager.cancel_job_by_id_async(first, connection=conn)
+        await conn.rollback()
+    with psycopg.connect(pg_dsn) as sync_conn:
+        assert app.job_manager.cancel_job_by_id(second, False, True, sync_conn)
+        sync_conn.rollback()
+    todo = await app.job_manager.list_jobs_async(status="todo")
+    assert [j.id for j in todo] == [first, second]
+    async with await AnyioConnection.connect(pg_dsn) as conn:
+        assert await app.job_manager.cancel_job_by_id_async(first, connection=conn)
+    with psycopg.connect(pg_dsn) as sync_conn:
+        assert app.job_manager.cancel_job_by_id(
+            second, delete_job=True, connection=sync_conn
+        )
+    assert [(j.id, j.status) for j in await app.job_manager.list_jobs_async()] == [
+        (first, pa.Status.CANCELLED)
+    ]
+
+
 async def test_retention(app: pa.App, pg_dsn: str) -> None:
     """builtin:remove_old_jobs deletes old finished jobs as asked; a worker
     with delete_jobs="successful" keeps only its failures."""

@@ -148,3 +148,14 @@ def test_no_asyncio() -> None:
         for target, _ in imported_names(path)
         if target.split(".")[0] == "asyncio"
     ] == []
+
+
+def test_no_procrastinate() -> None:
+    """Procrastinate itself is never imported: the move from its tables reads
+    them with SQL, and only tests install it."""
+    assert [
+        name
+        for name, path in modules().items()
+        for target, _ in imported_names(path)
+        if target.split(".")[0] == "procrastinate"
+    ] == []

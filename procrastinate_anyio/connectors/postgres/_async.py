@@ -42,9 +42,11 @@ if TYPE_CHECKING:
         JobOutcome,
         MaintenanceParams,
         MaintenanceResult,
+        MoveParams,
         Notification,
         PausedQueue,
         PeriodicDeferParams,
+        ProcrastinateMove,
         RetryParams,
         StalledJobs,
     )
@@ -217,8 +219,11 @@ class PsycopgConnector:
                 exc, self._secrets
             )
 
-    async def job_cancel(self, params: CancelParams) -> bool:
-        return await self._run(_ops.job_cancel(params))
+    async def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        if connection is None:
+            return await self._run(_ops.job_cancel(params))
+        op = _ops.in_callers_transaction(connection, _ops.job_cancel(params))
+        return await run_operation_async(connection, op)
 
     async def job_defer_many(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None
@@ -248,6 +253,11 @@ class PsycopgConnector:
 
     async def job_list_stalled(self, stalled_worker_timeout: float) -> StalledJobs:
         return await self._run(_ops.job_list_stalled(stalled_worker_timeout))
+
+    async def job_move_from_procrastinate(
+        self, params: MoveParams
+    ) -> ProcrastinateMove:
+        return await self._run(_ops.job_move_from_procrastinate(params))
 
     async def job_next_scheduled_at(
         self, queues: Sequence[str] | None

@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 
 from ... import _json
-from ..._exceptions import AlreadyEnqueued, SchemaError
+from ..._exceptions import AlreadyEnqueued, MoveRefused, SchemaError
 from ..._job import Job, JobError, JobToDefer, Status
 from ..._limits import look_ahead
 from ..._sql import queries
@@ -33,9 +33,12 @@ from .._types import (
     JobOutcome,
     MaintenanceParams,
     MaintenanceResult,
+    MoveParams,
+    MoveSkip,
     Notification,
     PausedQueue,
     PeriodicDeferParams,
+    ProcrastinateMove,
     RetryParams,
     StalledJobs,
     without_queueing_lock_conflicts,
@@ -581,6 +584,118 @@ def schema_apply(
     if missing:
         yield Statement("schema_record_migrations", {"names": missing})
     return missing
+
+
+def job_move_from_procrastinate(params: MoveParams) -> Operation[ProcrastinateMove]:
+    """Move Procrastinate's waiting jobs and deferred periodic ticks into
+    ours, in one transaction; the moved jobs are deleted from its table.
+
+    Raises:
+        MoveRefused: Procrastinate's tables or ours are missing, or its
+            workers heartbeated recently (without ``force``).
+        AlreadyEnqueued: a queueing lock was taken meanwhile (nothing written).
+    """
+    yield BEGIN
+    (tables,) = yield Statement("procrastinate_move_tables")
+    if not tables["pa_jobs"]:
+        raise MoveRefused(
+            "procrastinate_anyio's schema is missing: run "
+            "`procrastinate-anyio schema --apply` first"
+        )
+    needed = (
+        "procrastinate_jobs",
+        "procrastinate_events",
+        "procrastinate_periodic_defers",
+    )
+    missing = [name for name in needed if not tables[name]]
+    if missing:
+        raise MoveRefused(
+            f"Procrastinate's tables are absent ({', '.join(missing)}): "
+            "nothing to move (is the search_path Procrastinate's?)"
+        )
+    active = 0
+    if tables["procrastinate_workers"]:  # Procrastinate 3.1 and later
+        (row,) = yield Statement(
+            "procrastinate_move_active_workers", {"seconds": params.worker_timeout}
+        )
+        active = row["active"]
+        if active and not params.force:
+            raise MoveRefused(
+                f"{active} Procrastinate worker(s) heartbeated in the last "
+                f"{params.worker_timeout:g} s: stop them first, or force the move "
+                "(--force; their running jobs stay theirs)"
+            )
+    (row,) = yield Statement("procrastinate_move_doing")
+    doing: int = row["doing"]
+    candidates = yield Statement("procrastinate_move_candidates")
+    queueing_locks = sorted(
+        {row["queueing_lock"] for row in candidates if row["queueing_lock"] is not None}
+    )
+    taken: set[str] = set()
+    if queueing_locks:
+        rows = yield Statement(
+            "procrastinate_move_queueing_locks_taken", {"locks": queueing_locks}
+        )
+        taken = {row["queueing_lock"] for row in rows}
+    moving, skipped = plan_move(candidates, taken, set(row["locks"]))
+    ids = [row["id"] for row in moving]
+    scheduled = sum(1 for row in moving if row["future"])
+    report = ProcrastinateMove(
+        dry_run=params.dry_run,
+        moved=tuple(ids),
+        scheduled=scheduled,
+        skipped=tuple(skipped),
+        doing=doing,
+        active_workers=active,
+    )
+    if params.dry_run:
+        (row,) = yield Statement("procrastinate_move_periodic_count")
+        return attrs.evolve(report, periodic_ticks=row["ticks"])
+    new_ids: list[int] = []
+    if ids:
+        locks = sorted({row["lock"] for row in moving if row["lock"] is not None})
+        if locks:
+            yield Statement("job_lock_acquire", {"locks": locks})
+        rows = yield Statement("procrastinate_move_jobs", {"ids": ids})
+        new_ids = sorted(row["id"] for row in rows)
+        if locks:
+            yield from _rebalance(locks)
+    ticks = yield Statement(
+        "procrastinate_move_periodic", {"old_ids": ids, "new_ids": new_ids}
+    )
+    if ids:
+        yield Statement("procrastinate_move_delete", {"ids": ids})
+    return attrs.evolve(report, new_ids=tuple(new_ids), periodic_ticks=len(ticks))
+
+
+def plan_move(
+    candidates: Sequence[Row], taken_queueing_locks: set[str], doing_locks: set[str]
+) -> tuple[list[Row], list[MoveSkip]]:
+    """Which of Procrastinate's waiting jobs move, and why the others stay.
+
+    A job stays when its queueing lock is taken by one of our waiting jobs
+    (moved, it would be refused as a defer would), when its lock is held by
+    one of Procrastinate's running jobs (moved, it could run beside it), or
+    when our schema would refuse it (an empty name, arguments that are not
+    an object).
+    """
+    moving: list[Row] = []
+    skipped: list[MoveSkip] = []
+    for row in candidates:
+        if not row["valid"]:
+            reason = "an empty queue or task name, or arguments that are not an object"
+        elif row["queueing_lock"] in taken_queueing_locks:
+            reason = (
+                f"its queueing lock {row['queueing_lock']!r} is taken by a "
+                "waiting job of ours"
+            )
+        elif row["lock"] in doing_locks:
+            reason = f"its lock {row['lock']!r} is held by a running Procrastinate job"
+        else:
+            moving.append(row)
+            continue
+        skipped.append(MoveSkip(job_id=row["id"], reason=reason))
+    return moving, skipped
 
 
 def listen_probe(payload: str) -> Operation[None]:

@@ -151,8 +151,11 @@ class SyncPsycopgConnector:
                 exc, self._secrets
             )
 
-    def job_cancel(self, params: CancelParams) -> bool:
-        return self._run(_ops.job_cancel(params))
+    def job_cancel(self, params: CancelParams, *, connection: Any = None) -> bool:
+        if connection is None:
+            return self._run(_ops.job_cancel(params))
+        op = _ops.in_callers_transaction(connection, _ops.job_cancel(params))
+        return run_operation_sync(connection, op)
 
     def job_defer_many(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None

@@ -130,8 +130,13 @@ class DjangoSyncConnector:
             raw: Any = _PlainJsonConnection(wrapper.connection)
             return _core.run_operation_sync(raw, _core.in_callers_transaction(raw, op))
 
-    def job_cancel(self, params: Any) -> bool:
-        return self._run(_core.pg_ops.job_cancel(params))
+    def job_cancel(self, params: Any, *, connection: Any = None) -> bool:
+        """``connection``: a psycopg connection of the caller's, instead of
+        Django's (the same transaction rules apply)."""
+        if connection is None:
+            return self._run(_core.pg_ops.job_cancel(params))
+        op = _core.in_callers_transaction(connection, _core.pg_ops.job_cancel(params))
+        return _core.run_operation_sync(connection, op)
 
     def job_defer_many(
         self, jobs: Sequence[Any], *, connection: Any = None
@@ -244,9 +249,9 @@ class DjangoConnector(PsycopgConnector):
             return await super().job_list(filters)
         return await self._in_django_thread(self.sync_connector.job_list, filters)
 
-    async def job_cancel(self, params: Any) -> bool:
-        if self.is_open:
-            return await super().job_cancel(params)
+    async def job_cancel(self, params: Any, *, connection: Any = None) -> bool:
+        if self.is_open or connection is not None:
+            return await super().job_cancel(params, connection=connection)
         return await self._in_django_thread(self.sync_connector.job_cancel, params)
 
     async def job_retry(self, params: Any) -> bool:

@@ -108,3 +108,29 @@ async def test_connector_params_for_an_own_app(
 
     assert job is not None
     assert job.task_name == add.name
+
+
+def test_cancel_rolled_back_with_the_transaction(django_db: str) -> None:
+    """A cancel in a transaction that rolls back never happened, on Django's
+    connection or given as Procrastinate's ``connection`` (Django's raw one)."""
+    from django.db import connection
+
+    job_id = write_note.defer(text="hi")
+
+    def cancel_then_fail(**options: object) -> None:
+        with transaction.atomic():
+            assert app.job_manager.cancel_job_by_id(job_id, **options)  # type: ignore[arg-type]  # connection only
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        cancel_then_fail()
+    connection.ensure_connection()
+    with pytest.raises(RuntimeError):
+        cancel_then_fail(connection=connection.connection)
+
+    assert app.job_manager.get_job_status(job_id) == "todo"
+    with transaction.atomic():
+        assert app.job_manager.cancel_job_by_id(
+            job_id, connection=connection.connection
+        )
+    assert app.job_manager.get_job_status(job_id) == "cancelled"

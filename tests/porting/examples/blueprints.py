@@ -4,9 +4,12 @@ from procrastinate import App, Blueprint, PsycopgConnector
 bp = Blueprint()
 
 
+answers = []
+
+
 @bp.task(name="ping")
 def ping():
-    return "pong"
+    answers.append("pong")
 
 
 app = App(connector=PsycopgConnector())
@@ -18,5 +21,4 @@ def main():
         job_id = ping.defer()
         name = app.job_manager.list_jobs(id=job_id)[0].task_name
     app.run_worker(wait=False, install_signal_handlers=False)
-    with app.open():
-        return name, app.job_manager.list_jobs(id=job_id)[0].result
+    return name, answers[0]

@@ -1,5 +1,6 @@
 # Cancel a waiting job (and delete another); a sync task that sees an abort
-# request raises JobAborted.
+# request raises JobAborted. The abort comes from another job of the worker.
+import asyncio
 import threading
 
 from procrastinate import App, PsycopgConnector, exceptions
@@ -18,6 +19,12 @@ def long_one(context):
 
 
 @app.task
+async def stop_it(job_id):
+    await asyncio.to_thread(started.wait, 30)
+    await app.job_manager.cancel_job_by_id_async(job_id, abort=True)
+
+
+@app.task
 def other():
     pass
 
@@ -29,16 +36,8 @@ def main():
         app.job_manager.cancel_job_by_id(cancelled)
         app.job_manager.cancel_job_by_id(deleted, delete_job=True)
         running = long_one.defer()
-
-    def abort_when_started():
-        started.wait()
-        with app.open():
-            app.job_manager.cancel_job_by_id(running, abort=True)
-
-    thread = threading.Thread(target=abort_when_started)
-    thread.start()
-    app.run_worker(wait=False, install_signal_handlers=False)
-    thread.join()
+        stop_it.defer(job_id=running)
+    app.run_worker(concurrency=2, wait=False, install_signal_handlers=False)
     with app.open():
         status = app.job_manager.get_job_status
         return (

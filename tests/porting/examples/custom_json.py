@@ -37,6 +37,6 @@ def main():
     at = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
     with app.open():
         job_id = remind.defer(at=at)
+        stored = app.job_manager.list_jobs(id=job_id)[0].task_kwargs["at"]
     app.run_worker(wait=False, install_signal_handlers=False)
-    with app.open():
-        return seen, app.job_manager.list_jobs(id=job_id)[0].result == at
+    return seen, stored == at

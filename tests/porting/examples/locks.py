@@ -22,5 +22,5 @@ def main():
             refused = True
         else:
             refused = False
-    app.run_worker(concurrency=3, wait=False, install_signal_handlers=False)
+    app.run_worker(wait=False, install_signal_handlers=False)
     return [n for n in order if n < 10], refused, sorted(order)[-1]

@@ -3,16 +3,18 @@
 from procrastinate import App, PsycopgConnector
 
 app = App(connector=PsycopgConnector())
+results = []
 
 
 @app.task(name="sum", queue="sums")
 def sum_(a, b):
+    results.append(a + b)
     return a + b
 
 
 def main():
     with app.open():
-        ids = [sum_.defer(a=a, b=b) for a, b in [(1, 2), (3, 4), (5, 6)]]
+        for a, b in [(1, 2), (3, 4), (5, 6)]:
+            sum_.defer(a=a, b=b)
     app.run_worker(queues=["sums"], wait=False, install_signal_handlers=False)
-    with app.open():
-        return [app.job_manager.list_jobs(id=i)[0].result for i in ids]
+    return sorted(results)

@@ -44,5 +44,5 @@ def main():
             task.defer()
     app.run_worker(wait=False, install_signal_handlers=False)
     with app.open():
-        statuses = sorted(job.status.value for job in app.job_manager.list_jobs())
+        statuses = sorted(job.status for job in app.job_manager.list_jobs())
     return runs, statuses

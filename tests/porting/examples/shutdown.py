@@ -8,11 +8,14 @@ app = App(connector=PsycopgConnector())
 started = None
 
 
+ended = []
+
+
 @app.task
 async def slow():
     started.set()
     await asyncio.sleep(0.2)
-    return "finished"
+    ended.append("finished")
 
 
 async def main():
@@ -30,4 +33,4 @@ async def main():
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         job = (await app.job_manager.list_jobs_async(id=job_id))[0]
-    return job.status.value, job.result
+    return job.status, ended[0]

@@ -140,7 +140,7 @@ async def test_context_seen_by_middleware(app: pa.App) -> None:
     await t.defer_async()
     await run(app, worker_middleware=[mw], queues=["mail", "sms"])
 
-    assert seen[:3] == ["t", "mail, sms", None]
+    assert seen[:3] == ["t", "queues mail, sms", None]
     assert isinstance(seen[3], pa.Worker)
 
 
