@@ -10,6 +10,7 @@ worker thread; a thread cannot be cancelled, so they are told through
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -25,6 +26,7 @@ from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._context import JobContext, StopReason
 from .._exceptions import JobAborted, JobInterrupted, TaskNotFound
+from .._hooks import JobRun
 from .._job import Job, JobError, Status
 from .._middleware import compose, is_async_middleware
 from .._retry import retry_outcome
@@ -417,6 +419,7 @@ class SlotRunner:
         self._delete_jobs = delete_jobs
         self._clock = clock
         self._thread_limiter = anyio.CapacityLimiter(slots.total)
+        self._run_hooks = tuple(app._hooks.run)
         self.outcomes_sent = 0
         """Outcomes sent to the completer (a one-shot worker compares it with
         those written)."""
@@ -434,9 +437,21 @@ class SlotRunner:
     async def _run_one(
         self, running: RunningJob, outcomes: MemoryObjectSendStream[JobOutcome]
     ) -> None:
-        outcome: JobOutcome | None = None
         try:
-            outcome = await run_job(
+            if self._run_hooks:
+                outcome = await self._run_hooked(running)
+            else:
+                outcome = await self._run_job(running)
+        except Exception as exc:
+            # Around the hooks: one that raises fails the job too.
+            outcome = _unexpected_failure(running, exc)
+        finally:
+            self._slots.remove(running.job.id)
+        await self._send(running, outcome, outcomes)
+
+    async def _run_job(self, running: RunningJob) -> JobOutcome:
+        try:
+            return await run_job(
                 app=self._app,
                 running=running,
                 worker_name=self._worker_name,
@@ -451,9 +466,24 @@ class SlotRunner:
             # net for user code around it (a context hook, an object whose
             # methods raise): that one job fails, the worker goes on. Free
             # when nothing raises.
-            outcome = _unexpected_failure(running, exc)
-        finally:
-            self._slots.remove(running.job.id)
+            return _unexpected_failure(running, exc)
+
+    async def _run_hooked(self, running: RunningJob) -> JobOutcome:
+        """:meth:`_run_job` inside the app's run hooks (first outermost),
+        which see the outcome at their exit."""
+        run = JobRun(job=running.job, worker_name=self._worker_name)
+        with contextlib.ExitStack() as stack:
+            for hook in self._run_hooks:
+                stack.enter_context(hook(run))
+            run.outcome = await self._run_job(running)
+        return run.outcome
+
+    async def _send(
+        self,
+        running: RunningJob,
+        outcome: JobOutcome,
+        outcomes: MemoryObjectSendStream[JobOutcome],
+    ) -> None:
         delete = self._delete_jobs
         delete_job = outcome.status.is_final and (
             delete is DeleteJobs.ALWAYS
