@@ -126,7 +126,8 @@ async def test_retry_keeps_options(driver: Driver, jobs: JobFactory) -> None:
         "q1",
         "L1",
     )
-    assert job.scheduled_at is not None and claimed_at is not None
+    assert job.scheduled_at is not None
+    assert claimed_at is not None
     assert claimed_at <= job.scheduled_at <= driver.now()
     assert await jobs.fetch() == [job_id]
 

@@ -3,8 +3,11 @@ test's own (never the global ones), whose spans and metrics stay in memory."""
 
 from __future__ import annotations
 
+import functools
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -15,15 +18,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
+import procrastinate_anyio as pa
 from procrastinate_anyio.contrib.opentelemetry import instrument
+from tests.support import PG_HANG_GUARD_SECONDS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from opentelemetry.sdk.trace import ReadableSpan
 
-    import procrastinate_anyio as pa
     from procrastinate_anyio.contrib.opentelemetry import Instrumentation
+    from procrastinate_anyio.worker._worker import Worker
 
 
 @attrs.define
@@ -84,3 +89,35 @@ def telemetry() -> Iterator[Telemetry]:
     yield Telemetry(tracer_provider, exporter, meter_provider, reader)
     tracer_provider.shutdown()
     meter_provider.shutdown()
+
+
+@pytest.fixture
+def app(pg_connector: pa.PsycopgConnector) -> pa.App:
+    """An app on the test's PostgreSQL database (not instrumented yet)."""
+    defaults = {"install_signal_handlers": False, "shutdown_graceful_timeout": 2}
+    return pa.App(connector=pg_connector, worker_defaults=defaults)
+
+
+@asynccontextmanager
+async def running_worker(app: pa.App, **options: Any) -> AsyncIterator[Worker]:
+    """A worker in the background, stopped gracefully when the block ends."""
+    with anyio.fail_after(PG_HANG_GUARD_SECONDS):
+        async with anyio.create_task_group() as tg:
+            worker = await tg.start(functools.partial(app.run_worker, **options))
+            yield worker
+            worker.stop()
+
+
+async def run_jobs(app: pa.App, *job_ids: int, **options: Any) -> list[pa.Job]:
+    """Run a worker until the jobs are final; returns them."""
+    async with running_worker(app, **options):
+        return [await app.job_manager.wait_for_job_async(job_id) for job_id in job_ids]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` to hold, checking every 10 ms (bounded by the
+    caller's hang guard): for what a worker's timer does, not an event."""
+    while True:
+        if condition():
+            return
+        await anyio.sleep(0.01)
