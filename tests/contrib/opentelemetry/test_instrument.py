@@ -80,7 +80,7 @@ async def test_uninstrument(
 
     assert telemetry.spans() == []
     assert [dict(job.headers) for job in stored_jobs(connector)] == [{}]
-    assert memory_app._hooks.defer == memory_app._hooks.run == []
+    assert (memory_app._hooks.defer, memory_app._hooks.run) == ([], [])
     telemetry.instrument(memory_app)
 
 
