@@ -3,12 +3,14 @@ every operation that returns jobs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from procrastinate_anyio import Status
 from procrastinate_anyio.connectors import FetchParams, JobFilter, RetryParams
+from procrastinate_anyio.connectors.postgres import _ops
 
 from .conftest import WORKER_ID, to_defer
 
@@ -104,3 +106,28 @@ def test_sync_defer_headers(sync_driver: SyncDriver, sync_jobs: SyncJobFactory) 
     assert dict(sync_jobs.get(other).headers) == {}
     listed = sync_driver.connector.job_list(JobFilter(id=job_id))
     assert [dict(job.headers) for job in listed] == [HEADERS]
+
+
+def statements(op: Any) -> list[Any]:
+    """The statements a PostgreSQL operation sends, answered with no rows."""
+    sent = []
+    try:
+        statement = next(op)
+        while True:
+            sent.append(statement)
+            statement = op.send([])
+    except StopIteration:
+        return sent
+
+
+def test_postgres_defer_costs_the_same_without_headers() -> None:
+    """A PostgreSQL defer is one statement with or without headers, and the
+    document of a job without headers has no headers key (NULL column)."""
+    plain = statements(_ops.job_defer_many([to_defer(), to_defer()]))
+    with_headers = statements(_ops.job_defer_many([to_defer(headers=HEADERS)]))
+
+    assert (
+        [s.name for s in plain] == [s.name for s in with_headers] == ["job_defer_many"]
+    )
+    assert "headers" not in plain[0].params["jobs"]
+    assert json.loads(with_headers[0].params["jobs"])[0]["headers"] == HEADERS
