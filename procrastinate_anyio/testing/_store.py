@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -169,8 +170,11 @@ class InMemoryStore:
                     queueing_lock=job.queueing_lock,
                     scheduled_at=job.scheduled_at,
                     created_at=now,
-                    # Through JSON, like jsonb; none: the shared empty mapping.
-                    headers=_json.loads(_json.dumps(dict(job.headers)))
+                    # Through JSON, like jsonb, read-only like the driver's;
+                    # none: the shared empty mapping.
+                    headers=types.MappingProxyType(
+                        _json.loads(_json.dumps(dict(job.headers)))
+                    )
                     if job.headers
                     else NO_HEADERS,
                 ),

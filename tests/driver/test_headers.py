@@ -39,10 +39,13 @@ async def test_no_headers(jobs: JobFactory) -> None:
     ],
 )
 async def test_headers_round_trip(jobs: JobFactory, headers: dict[str, str]) -> None:
-    """Headers read back equal the headers deferred."""
+    """Headers read back equal the headers deferred, read-only."""
     job_id = await jobs.defer(headers=headers)
 
-    assert dict((await jobs.get(job_id)).headers) == headers
+    job = await jobs.get(job_id)
+    assert dict(job.headers) == headers
+    with pytest.raises(TypeError):
+        job.headers["more"] = "no"  # type: ignore[index]  # the point of the test
 
 
 async def test_headers_per_job_in_a_batch(connector: AsyncConnector) -> None:

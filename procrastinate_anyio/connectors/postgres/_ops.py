@@ -12,6 +12,7 @@ sync and async connections.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -129,7 +130,10 @@ def job_from_row(row: Row) -> Job:
         result=row["result"],
         error=error,
         recoveries=row["recoveries"],
-        headers=row["headers"] or NO_HEADERS,
+        # Read-only, like every field of a Job.
+        headers=types.MappingProxyType(row["headers"])
+        if row["headers"]
+        else NO_HEADERS,
     )
 
 
