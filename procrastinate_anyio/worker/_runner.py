@@ -440,42 +440,47 @@ class SlotRunner:
         try:
             if self._run_hooks:
                 outcome = await self._run_hooked(running)
-            else:
-                outcome = await self._run_job(running)
+            else:  # the common case: the call, inline
+                outcome = await run_job(
+                    app=self._app,
+                    running=running,
+                    worker_name=self._worker_name,
+                    worker_queues=self._worker_queues,
+                    additional_context=self._additional_context,
+                    thread_limiter=self._thread_limiter,
+                    clock=self._clock,
+                    middleware=self._middleware,
+                )
         except Exception as exc:
-            # Around the hooks: one that raises fails the job too.
+            # run_job turns what the task does into an outcome; this is the
+            # net for user code around it (a context hook, an object whose
+            # methods raise, a run hook): that one job fails, the worker
+            # goes on. Free when nothing raises.
             outcome = _unexpected_failure(running, exc)
         finally:
             self._slots.remove(running.job.id)
         await self._send(running, outcome, outcomes)
 
-    async def _run_job(self, running: RunningJob) -> JobOutcome:
-        try:
-            return await run_job(
-                app=self._app,
-                running=running,
-                worker_name=self._worker_name,
-                worker_queues=self._worker_queues,
-                additional_context=self._additional_context,
-                thread_limiter=self._thread_limiter,
-                clock=self._clock,
-                middleware=self._middleware,
-            )
-        except Exception as exc:
-            # run_job turns what the task does into an outcome; this is the
-            # net for user code around it (a context hook, an object whose
-            # methods raise): that one job fails, the worker goes on. Free
-            # when nothing raises.
-            return _unexpected_failure(running, exc)
-
     async def _run_hooked(self, running: RunningJob) -> JobOutcome:
-        """:meth:`_run_job` inside the app's run hooks (first outermost),
-        which see the outcome at their exit."""
+        """The run inside the app's run hooks (first outermost), which see
+        the outcome at their exit, that of a failure outside the task too."""
         run = JobRun(job=running.job, worker_name=self._worker_name)
         with contextlib.ExitStack() as stack:
             for hook in self._run_hooks:
                 stack.enter_context(hook(run))
-            run.outcome = await self._run_job(running)
+            try:
+                run.outcome = await run_job(
+                    app=self._app,
+                    running=running,
+                    worker_name=self._worker_name,
+                    worker_queues=self._worker_queues,
+                    additional_context=self._additional_context,
+                    thread_limiter=self._thread_limiter,
+                    clock=self._clock,
+                    middleware=self._middleware,
+                )
+            except Exception as exc:
+                run.outcome = _unexpected_failure(running, exc)
         return run.outcome
 
     async def _send(
