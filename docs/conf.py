@@ -44,6 +44,8 @@ nitpick_ignore_regex = [
     ),
     # Django, for the Django integration.
     ("py:.*", r"(django\..*|ImproperlyConfigured)"),
+    # OpenTelemetry's API, for contrib.opentelemetry.
+    ("py:class", r"(opentelemetry\..*|TracerProvider|MeterProvider|TextMapPropagator)"),
     # Type variables of generic classes (Task[P, R]).
     ("py:.*", r"(procrastinate_anyio\._\w+\.)?[PR]"),
 ]
@@ -58,6 +60,7 @@ nitpick_ignore = [
     ("py:class", "JSONValue"),  # Job.result, Job.task_kwargs, JobOutcome.result
     ("py:class", "RetryValue"),  # Blueprint.task(retry=...), Task(retry=...)
     ("py:class", "SyncConnectorSlot"),  # JobManager(), SchemaManager()
+    ("py:class", "Hooks"),  # JobManager(hooks=...), the app's integrations
     ("py:class", "TaskOwner"),  # Task(blueprint=...)
     ("py:class", "TaskMiddleware"),  # Blueprint.task(task_middleware=...)
     (

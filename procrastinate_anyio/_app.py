@@ -16,6 +16,7 @@ from ._blueprint import Blueprint
 from ._builtin_tasks import make_builtin_blueprint
 from ._deferrer import _UNSET, JobDeferrer, JobTemplate
 from ._exceptions import LoadFromPathError, TaskNotFound
+from ._hooks import Hooks
 from ._job_manager import JobManager, SyncConnectorSlot
 from ._limits import Limit, QueueLimits
 from ._schema import SchemaManager
@@ -61,6 +62,7 @@ class App(Blueprint):
         queue_limits: Mapping[str, QueueLimits | Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        self._hooks = Hooks()
         self.import_paths = list(import_paths or [])
         self.worker_defaults: dict[str, Any] = dict(worker_defaults or {})
         self.periodic_defaults: dict[str, Any] = dict(periodic_defaults or {})
@@ -83,7 +85,7 @@ class App(Blueprint):
         self.connector: AsyncConnector = cast("AsyncConnector", connector)
         self._sync_slot = SyncConnectorSlot(self.connector)
         self._sync_opened: list[bool] = []
-        self._job_manager = JobManager(self.connector, self._sync_slot)
+        self._job_manager = JobManager(self.connector, self._sync_slot, self._hooks)
         self.schema_manager = SchemaManager(self.connector, self._sync_slot)
 
     def limits(self) -> tuple[Limit, ...]:
@@ -156,6 +158,9 @@ class App(Blueprint):
             periodic_defaults=self.periodic_defaults,
             queue_limits=self.queue_limits,
         )
+        app._hooks.defer[:] = self._hooks.defer  # instrumented like this one
+        app._hooks.run[:] = self._hooks.run
+        app._hooks.worker_services[:] = self._hooks.worker_services
         # The copy adopted its own builtin tasks; take every other task.
         builtins = {
             name: task

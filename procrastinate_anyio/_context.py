@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ._deferrer import JobDeferrer
+    from ._hooks import Hooks
     from ._job import Job
     from ._job_manager import JobManager
     from ._limits import Limit
@@ -46,6 +47,11 @@ class AppLike(TaskRegistry, Protocol):
 
     @property
     def periodic_defaults(self) -> Mapping[str, Any]: ...
+
+    @property
+    def _hooks(self) -> Hooks:
+        """What integrations run around defers and jobs (see :mod:`._hooks`)."""
+        ...
 
     def limits(self) -> tuple[Limit, ...]:
         """The global limits the worker's claims enforce."""

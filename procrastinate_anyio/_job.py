@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+import types
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -12,6 +13,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._json import JSONValue
+
+NO_HEADERS: Final[Mapping[str, str]] = types.MappingProxyType({})
+"""The headers of a job that has none: one shared empty mapping, so that the
+common job allocates nothing for them."""
 
 
 class Status(str, enum.Enum):
@@ -65,6 +70,10 @@ class Job:
         error: why the last attempt failed, if it did.
         recoveries: how many times the job's worker died while running it
             (each time, stalled-job recovery brought it back).
+        headers: metadata that travels with the job, text keys and values,
+            written when it was deferred and kept across its retries (the
+            OpenTelemetry instrumentation carries the trace context in it);
+            empty for most jobs. Read it, do not change it.
     """
 
     id: int
@@ -85,6 +94,7 @@ class Job:
     result: JSONValue = None
     error: JobError | None = None
     recoveries: int = 0
+    headers: Mapping[str, str] = NO_HEADERS
 
     def call_string(self) -> str:
         """A readable ``task_name[id](key=value, ...)`` for logs and the shell."""
@@ -114,6 +124,8 @@ class JobToDefer:
 
     ``args_json`` is the JSON text of the arguments, serialised once at the
     API boundary so that every driver stores exactly the same thing.
+    ``headers`` (text keys and values) are stored with the job as they are;
+    a defer hook adds them (see :mod:`._hooks`).
     """
 
     queue: str
@@ -123,3 +135,4 @@ class JobToDefer:
     lock: str | None = None
     queueing_lock: str | None = None
     scheduled_at: datetime.datetime | None = None
+    headers: Mapping[str, str] = NO_HEADERS

@@ -13,6 +13,7 @@ import anyio
 
 from ._backoff import Backoff
 from ._exceptions import AppNotOpen, ConnectorException, JobNotFound
+from ._hooks import Hooks, deferring
 from ._job import Job, JobToDefer, Status
 from ._job_manager_porting import ProcrastinateJobManagerMixin
 from ._notifications import NotificationHub
@@ -96,9 +97,16 @@ class SyncConnectorSlot:
 class JobManager(ProcrastinateJobManagerMixin):
     """Reads and changes jobs. Reach it as ``app.job_manager``."""
 
-    def __init__(self, connector: AsyncConnector, sync_slot: SyncConnectorSlot) -> None:
+    def __init__(
+        self,
+        connector: AsyncConnector,
+        sync_slot: SyncConnectorSlot,
+        hooks: Hooks | None = None,
+    ) -> None:
         self.connector = connector
         self._sync_slot = sync_slot
+        # The app's hooks (shared: hooks added later apply); see _hooks.py.
+        self._hooks = Hooks() if hooks is None else hooks
         self.json_dumps: _json.Encoder | None = getattr(connector, "json_dumps", None)
         """The connector's ``json_dumps``, which job arguments go through."""
         self.notifications = NotificationHub(connector)
@@ -122,7 +130,13 @@ class JobManager(ProcrastinateJobManagerMixin):
                 if it commits (workers hear of them at commit). None: the
                 connector's own connection.
         """
-        return await self.connector.job_defer_many(jobs, connection=connection)
+        if not self._hooks.defer:
+            return await self.connector.job_defer_many(jobs, connection=connection)
+        with deferring(self._hooks.defer, jobs) as call:
+            call.job_ids = await self.connector.job_defer_many(
+                call.jobs, connection=connection
+            )
+        return call.job_ids
 
     def defer_jobs(
         self, jobs: Sequence[JobToDefer], *, connection: Any = None
@@ -130,6 +144,13 @@ class JobManager(ProcrastinateJobManagerMixin):
         """The sync twin of :meth:`defer_jobs_async`; ``connection`` is a sync
         ``psycopg.Connection`` (Django's ``connection.connection``, for one),
         and needs no ``app.open()``."""
+        if not self._hooks.defer:
+            return self._defer_jobs(jobs, connection)
+        with deferring(self._hooks.defer, jobs) as call:
+            call.job_ids = self._defer_jobs(call.jobs, connection)
+        return call.job_ids
+
+    def _defer_jobs(self, jobs: Sequence[JobToDefer], connection: Any) -> list[int]:
         if connection is None:
             return self.sync_connector.job_defer_many(jobs)
         connector = self._sync_slot.connector or self.connector.get_sync_connector()

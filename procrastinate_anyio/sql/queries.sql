@@ -5,19 +5,20 @@
 -- name: job_defer_many
 -- Bulk insert from one JSON array of jobs. Jobs with a lock are inserted
 -- waiting; job_lock_rebalance_* then picks the active one. Ids are assigned
--- in input order.
+-- in input order. A job without headers has no "headers" key: NULL.
 INSERT INTO pa_jobs (
-    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, lock_waiting
+    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, lock_waiting,
+    headers
 )
 SELECT j.queue_name, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
-       j.scheduled_at, j.lock IS NOT NULL
+       j.scheduled_at, j.lock IS NOT NULL, j.headers
 FROM ROWS FROM (
     jsonb_to_recordset(%(jobs)s::jsonb) AS (
         queue_name text, task_name text, priority integer, lock text,
-        queueing_lock text, args jsonb, scheduled_at timestamptz
+        queueing_lock text, args jsonb, scheduled_at timestamptz, headers jsonb
     )
 ) WITH ORDINALITY AS j (
-    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, n
+    queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, headers, n
 )
 ORDER BY j.n
 RETURNING id;
@@ -203,7 +204,10 @@ updated AS (
         error_message = o.error_message,
         error_traceback = o.error_traceback,
         finished_at = CASE WHEN o.status = 'todo' THEN NULL ELSE now() END,
-        scheduled_at = CASE WHEN o.status = 'todo' THEN o.retry_at ELSE pa_jobs.scheduled_at END,
+        -- A retried job is due at its retry time (now, when none): the
+        -- start of its wait in the queue.
+        scheduled_at = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_at, now())
+                       ELSE pa_jobs.scheduled_at END,
         priority = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_priority, pa_jobs.priority)
                    ELSE pa_jobs.priority END,
         queue_name = CASE WHEN o.status = 'todo' THEN coalesce(o.retry_queue, pa_jobs.queue_name)
@@ -278,10 +282,11 @@ WHERE j.id = ANY(%(job_ids)s::bigint[]) AND j.queueing_lock IS NOT NULL
 
 -- name: job_retry
 -- Manual retry of a failed, aborted or cancelled job. A job with a lock
--- joins its lock's line (the caller rebalances the lock).
+-- joins its lock's line (the caller rebalances the lock). Due at retry_at,
+-- or now: the start of its wait in the queue.
 UPDATE pa_jobs SET
     status = 'todo',
-    scheduled_at = %(retry_at)s,
+    scheduled_at = coalesce(%(retry_at)s, now()),
     priority = coalesce(%(priority)s, priority),
     queue_name = coalesce(%(queue)s, queue_name),
     lock = coalesce(%(lock)s, lock),

@@ -52,6 +52,8 @@ CREATE TABLE pa_jobs (
     error_traceback text,
     -- Times the job's worker died while running it (stalled-job recovery).
     recoveries integer NOT NULL DEFAULT 0,
+    -- Metadata that travels with the job (a tracing context); NULL: none.
+    headers jsonb,
     CONSTRAINT pa_jobs_queue_name_check CHECK (char_length(queue_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_task_name_check CHECK (char_length(task_name) BETWEEN 1 AND 255),
     CONSTRAINT pa_jobs_args_check CHECK (jsonb_typeof(args) = 'object')

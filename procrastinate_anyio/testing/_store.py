@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -16,7 +17,7 @@ import attrs
 from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._exceptions import AlreadyEnqueued, MoveRefused
-from .._job import Job, JobToDefer, Status
+from .._job import NO_HEADERS, Job, JobToDefer, Status
 from .._limits import look_ahead, pick, room
 from ..connectors._types import (
     CancelParams,
@@ -171,6 +172,13 @@ class InMemoryStore:
                     queueing_lock=job.queueing_lock,
                     scheduled_at=job.scheduled_at,
                     created_at=now,
+                    # Through JSON, like jsonb, read-only like the driver's;
+                    # none: the shared empty mapping.
+                    headers=types.MappingProxyType(
+                        _json.loads(_json.dumps(dict(job.headers)))
+                    )
+                    if job.headers
+                    else NO_HEADERS,
                 ),
                 lock_waiting=job.lock is not None,
             )
@@ -339,7 +347,7 @@ class InMemoryStore:
                     result=None,
                     error=outcome.error,
                     finished_at=None,
-                    scheduled_at=outcome.retry_at,
+                    scheduled_at=outcome.retry_at or now,
                     priority=(
                         outcome.retry_priority
                         if outcome.retry_priority is not None
@@ -386,7 +394,7 @@ class InMemoryStore:
         row.job = attrs.evolve(
             job,
             status=Status.TODO,
-            scheduled_at=params.retry_at,
+            scheduled_at=params.retry_at or self.clock(),
             priority=params.priority if params.priority is not None else job.priority,
             queue=params.queue if params.queue is not None else job.queue,
             lock=lock,

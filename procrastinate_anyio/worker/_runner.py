@@ -10,6 +10,7 @@ worker thread; a thread cannot be cancelled, so they are told through
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -25,6 +26,7 @@ from .. import _json
 from .._clock import SYSTEM_CLOCK
 from .._context import JobContext, StopReason
 from .._exceptions import JobAborted, JobInterrupted, TaskNotFound
+from .._hooks import JobRun
 from .._job import Job, JobError, Status
 from .._middleware import compose, is_async_middleware
 from .._retry import retry_outcome
@@ -439,6 +441,7 @@ class SlotRunner:
         self._delete_jobs = delete_jobs
         self._clock = clock
         self._threads = SyncThreads()
+        self._run_hooks = tuple(app._hooks.run)
         self.outcomes_sent = 0
         """Outcomes sent to the completer (a one-shot worker compares it with
         those written)."""
@@ -460,24 +463,28 @@ class SlotRunner:
         outcomes: MemoryObjectSendStream[JobOutcome],
         run_sync: RunSync,
     ) -> None:
-        outcome: JobOutcome | None = None
         started = time.monotonic()
         try:
-            outcome = await run_job(
-                app=self._app,
-                running=running,
-                worker_name=self._worker_name,
-                worker_queues=self._worker_queues,
-                additional_context=self._additional_context,
-                run_sync=run_sync,
-                clock=self._clock,
-                middleware=self._middleware,
-            )
+            # A job stopped while it waited for its slot never starts: no run
+            # for the hooks to see.
+            if self._run_hooks and running.stop_reason is None:
+                outcome = await self._run_hooked(running, run_sync)
+            else:  # the common case: the call, inline
+                outcome = await run_job(
+                    app=self._app,
+                    running=running,
+                    worker_name=self._worker_name,
+                    worker_queues=self._worker_queues,
+                    additional_context=self._additional_context,
+                    run_sync=run_sync,
+                    clock=self._clock,
+                    middleware=self._middleware,
+                )
         except Exception as exc:
             # run_job turns what the task does into an outcome; this is the
             # net for user code around it (a context hook, an object whose
-            # methods raise): that one job fails, the worker goes on. Free
-            # when nothing raises.
+            # methods raise, a run hook): that one job fails, the worker
+            # goes on. Free when nothing raises.
             outcome = _unexpected_failure(running, exc)
         finally:
             self._slots.remove(
@@ -493,6 +500,28 @@ class SlotRunner:
         stops): ``todo`` again at once, as it was."""
         self._slots.remove(running.job.id)
         await self._send(running, released_outcome(running.job), outcomes)
+
+    async def _run_hooked(self, running: RunningJob, run_sync: RunSync) -> JobOutcome:
+        """The run inside the app's run hooks (first outermost), which see
+        the outcome at their exit, that of a failure outside the task too."""
+        run = JobRun(job=running.job, worker_name=self._worker_name)
+        with contextlib.ExitStack() as stack:
+            for hook in self._run_hooks:
+                stack.enter_context(hook(run))
+            try:
+                run.outcome = await run_job(
+                    app=self._app,
+                    running=running,
+                    worker_name=self._worker_name,
+                    worker_queues=self._worker_queues,
+                    additional_context=self._additional_context,
+                    run_sync=run_sync,
+                    clock=self._clock,
+                    middleware=self._middleware,
+                )
+            except Exception as exc:
+                run.outcome = _unexpected_failure(running, exc)
+        return run.outcome
 
     async def _send(
         self,

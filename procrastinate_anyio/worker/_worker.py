@@ -440,6 +440,8 @@ class Worker:
             async with anyio.create_task_group() as tg:
                 for service in services:
                     tg.start_soon(self._supervise, service, None)
+                for hook_service in self.app._hooks.worker_services:
+                    tg.start_soon(self._supervise, hook_service, None, self.app)
                 if options.listen_notify:
                     heard, to_route = anyio.create_memory_object_stream[Notification](
                         NOTIFICATION_BUFFER

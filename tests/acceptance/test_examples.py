@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from typing import IO, TYPE_CHECKING
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -264,4 +266,64 @@ def test_sync_script(run, pg_dsn):
 
     assert worker.stop(signal.SIGTERM) == 0, worker.log()
     assert job_statuses(pg_dsn) == {"succeeded": 3}
+    assert registered_workers(pg_dsn) == 0
+
+
+def prometheus_samples(url: str) -> dict[tuple[str, str, str], float]:
+    """The procrastinate_anyio samples at ``url``, by (name, status label,
+    queue label)."""
+    text = httpx.get(url, timeout=DEADLINE_SECONDS).text
+    return {
+        (
+            sample.name,
+            sample.labels.get("procrastinate_anyio_job_status", ""),
+            sample.labels.get("messaging_destination_name", ""),
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("procrastinate_anyio_")
+    }
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_opentelemetry_prometheus(run, pg_dsn, backend):
+    """The OpenTelemetry example serves its worker's metrics to Prometheus:
+    jobs deferred, started and finished by status, the run duration and queue
+    wait histograms, and the queue depths, scraped over HTTP."""
+    program = run(
+        "examples/opentelemetry_prometheus.py",
+        *("--port", "0", "--jobs", "10", "--backend", backend),
+    )
+    wait_until(lambda: "jobs done" in program.log(), "the jobs to be done")
+    (url,) = re.findall(r"metrics at (http://\S+/metrics)", program.log())
+
+    queue = "otel_example"
+    samples = prometheus_samples(url)
+    assert samples[("procrastinate_anyio_jobs_deferred_total", "", queue)] == 10
+    assert samples[("procrastinate_anyio_jobs_started_total", "", queue)] == 10
+    assert samples[("procrastinate_anyio_jobs_finished_total", "succeeded", queue)] == 8
+    assert samples[("procrastinate_anyio_jobs_finished_total", "failed", queue)] == 2
+    assert (
+        samples[("procrastinate_anyio_job_queue_wait_seconds_count", "", queue)] == 10
+    )
+    durations = [
+        value
+        for (name, _, _), value in samples.items()
+        if name == "procrastinate_anyio_job_duration_seconds_count"
+    ]
+    assert sorted(durations) == [2, 8]
+    # Refreshed every second: the jobs were todo, then none is.
+    wait_until(
+        lambda: (
+            prometheus_samples(url).get(
+                ("procrastinate_anyio_queue_depth", "todo", queue)
+            )
+            == 0
+        ),
+        "an empty queue depth",
+    )
+
+    assert program.stop(signal.SIGINT) == 0, program.log()
+    assert "'succeeded': 8" in program.log()
+    assert job_statuses(pg_dsn) == {"succeeded": 8, "failed": 2}
     assert registered_workers(pg_dsn) == 0

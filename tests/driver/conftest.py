@@ -134,6 +134,7 @@ def to_defer(
     lock: str | None = None,
     queueing_lock: str | None = None,
     scheduled_at: datetime.datetime | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JobToDefer:
     """A job to defer, with defaults for everything."""
     return JobToDefer(
@@ -144,6 +145,7 @@ def to_defer(
         lock=lock,
         queueing_lock=queueing_lock,
         scheduled_at=scheduled_at,
+        **({} if headers is None else {"headers": headers}),
     )
 
 

@@ -111,19 +111,24 @@ async def test_retry(driver: Driver, jobs: JobFactory) -> None:
 
 
 async def test_retry_keeps_options(driver: Driver, jobs: JobFactory) -> None:
-    """A retry without new options keeps the job's priority, queue and lock."""
+    """A retry without new options keeps the job's priority, queue and lock,
+    and is due at once: its ``scheduled_at`` is when it went back to todo
+    (where its wait in the queue starts)."""
     job_id = await claimed(jobs, queue="q1", priority=4, lock="L1")
+    claimed_at = (await jobs.get(job_id)).started_at
 
     await jobs.finish(job_id, Status.TODO)
 
     job = await jobs.get(job_id)
-    assert (job.status, job.scheduled_at, job.priority, job.queue, job.lock) == (
+    assert (job.status, job.priority, job.queue, job.lock) == (
         Status.TODO,
-        None,
         4,
         "q1",
         "L1",
     )
+    assert job.scheduled_at is not None
+    assert claimed_at is not None
+    assert claimed_at <= job.scheduled_at <= driver.now()
     assert await jobs.fetch() == [job_id]
 
 

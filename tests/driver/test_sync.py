@@ -348,7 +348,7 @@ def test_retry_keeps_what_is_not_given(
     sync_driver: SyncDriver, sync_jobs: SyncJobFactory
 ) -> None:
     """Without new values, a retried job keeps its queue, priority and lock,
-    and is ready at once."""
+    and is ready at once (due now: ``scheduled_at`` is when it was retried)."""
     job_id = sync_jobs.defer(queue="q", lock="L", priority=3)
     assert sync_jobs.fetch() == [job_id]
     sync_jobs.finish(job_id, Status.FAILED)
@@ -362,7 +362,8 @@ def test_retry_keeps_what_is_not_given(
         3,
         "L",
     )
-    assert job.scheduled_at is None
+    assert job.scheduled_at is not None
+    assert job.finished_at is None
     assert sync_jobs.fetch() == [job_id]
 
 

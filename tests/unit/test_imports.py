@@ -159,3 +159,18 @@ def test_no_procrastinate() -> None:
         for target, _ in imported_names(path)
         if target.split(".")[0] == "procrastinate"
     ] == []
+
+
+def test_opentelemetry_only_in_its_contrib() -> None:
+    """The ``otel`` extra is optional: only contrib.opentelemetry imports
+    opentelemetry, so the package imports and works without it."""
+    importers = {
+        name
+        for name, path in modules().items()
+        for target, _ in imported_names(path)
+        if target.split(".")[0] == "opentelemetry"
+    }
+
+    assert importers
+    allowed = f"{NAME}.contrib.opentelemetry"
+    assert sorted(n for n in importers if not n.startswith(allowed)) == []

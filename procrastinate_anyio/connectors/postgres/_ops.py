@@ -12,6 +12,7 @@ sync and async connections.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -21,7 +22,7 @@ from psycopg import pq
 
 from ... import _json
 from ..._exceptions import AlreadyEnqueued, MoveRefused, SchemaError
-from ..._job import Job, JobError, JobToDefer, Status
+from ..._job import NO_HEADERS, Job, JobError, JobToDefer, Status
 from ..._limits import look_ahead
 from ..._sql import queries
 from .._types import (
@@ -135,6 +136,10 @@ def job_from_row(row: Row) -> Job:
         result=row["result"],
         error=error,
         recoveries=row["recoveries"],
+        # Read-only, like every field of a Job.
+        headers=types.MappingProxyType(row["headers"])
+        if row["headers"]
+        else NO_HEADERS,
     )
 
 
@@ -174,7 +179,8 @@ def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
 
     One text parameter costs far less to send than seven arrays (psycopg
     dumps arrays element by element); the arguments, already JSON, are
-    embedded as they are.
+    embedded as they are. A job without headers has no ``headers`` key (the
+    column stays NULL), so the common job costs what it did before headers.
     """
     dumps = functools.lru_cache(maxsize=256)(_json.dumps)  # names repeat in a batch
     items = []
@@ -182,11 +188,12 @@ def _jobs_document(jobs: Sequence[JobToDefer]) -> str:
         when = (
             "null" if job.scheduled_at is None else dumps(job.scheduled_at.isoformat())
         )
+        headers = f',"headers":{_json.dumps(dict(job.headers))}' if job.headers else ""
         items.append(
             f'{{"queue_name":{dumps(job.queue)},"task_name":{dumps(job.task_name)},'
             f'"priority":{int(job.priority)},"lock":{dumps(job.lock)},'
             f'"queueing_lock":{dumps(job.queueing_lock)},"scheduled_at":{when},'
-            f'"args":{job.args_json}}}'
+            f'"args":{job.args_json}{headers}}}'
         )
     return "[" + ",".join(items) + "]"
 

@@ -69,6 +69,7 @@ class Job(_ReadOnlyModel):
     error_message = models.TextField(null=True)
     error_traceback = models.TextField(null=True)
     recoveries = models.IntegerField()
+    headers = models.JSONField(null=True)
 
     class Meta:
         managed = False
