@@ -164,6 +164,67 @@ async def test_terminated_connections_mid_run(
     assert await final_statuses(pg_dsn) == {"succeeded": JOBS}
 
 
+CLAIM = "-- The batch claim%"
+FLUSH = "-- Batched completion%"
+"""How the claim's and the flush's statements start (``queries.sql``)."""
+
+
+async def terminate_blocked(dsn: str, statement: str) -> int:
+    """Terminate the connections of the test database running ``statement``
+    (a LIKE pattern) and waiting for a lock, once there are some; wait until
+    they are gone. Other statements waiting for the lock (the fetcher's look
+    at the schedule, which would hold the next claim back) are terminated
+    too, uncounted."""
+    while True:
+        rows = await admin(
+            dsn,
+            "SELECT count(*) FILTER (WHERE gone AND query LIKE %s) AS n FROM ("
+            " SELECT query, pg_terminate_backend(pid, 5000) AS gone"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock') AS blocked",
+            statement,
+        )
+        if n := rows[0]["n"]:
+            return int(n)
+        await anyio.sleep(0.01)  # bounded by the hang guard
+
+
+async def test_connections_terminated_inside_a_claim_and_a_flush(
+    pg_dsn: str, log_events: LogEvents
+) -> None:
+    """A claim, then a flush, stuck behind a lock have their connection
+    terminated while the statement runs: each fails, is retried on a new
+    connection once the lock goes, and every job succeeds."""
+    app = make_app(pg_dsn)
+    gate = anyio.Event()
+
+    @app.task(name="work")
+    async def work(i: int) -> int:
+        await gate.wait()
+        return i
+
+    async with worker_running(app, concurrency=10):
+        async with await connect(pg_dsn, autocommit=False) as locker:
+            await locker.execute("LOCK TABLE pa_jobs IN ACCESS EXCLUSIVE MODE")
+            assert await terminate_blocked(pg_dsn, CLAIM) == 1
+            await log_events.event("fetch_error").wait()
+            await locker.rollback()
+        await work.batch_defer_async(*({"i": i} for i in range(20)))
+        while True:  # bounded by the hang guard
+            doing = await app.job_manager.list_jobs_async(status=Status.DOING)
+            if len(doing) == 10:
+                break
+            await anyio.sleep(0.02)
+        async with await connect(pg_dsn, autocommit=False) as locker:
+            await locker.execute("SELECT id FROM pa_jobs FOR UPDATE")
+            gate.set()  # the outcomes' write waits for the rows
+            assert await terminate_blocked(pg_dsn, FLUSH) == 1
+            await log_events.event("completer_write_error").wait()
+            await locker.rollback()
+        await wait_all_done(app, 20)
+    assert await final_statuses(pg_dsn) == {"succeeded": 20}
+
+
 async def test_claim_and_flush_time_out_behind_a_table_lock(
     pg_dsn: str, log_events: LogEvents
 ) -> None:
