@@ -8,9 +8,11 @@ finished jobs are deleted as they finish (``delete_jobs="successful"``), or
 with ``--retention periodic`` kept and removed every second by the
 ``builtin:remove_old_jobs`` task (``max_hours`` 1 s). Every ``--every``
 seconds it prints the live and dead tuples of ``pa_jobs``, the size of its
-heap, of its indexes and in total, and the autovacuum runs so far. The table's own storage settings
-(``fillfactor``, autovacuum scale factors) come from ``schema.sql``; the
-server's autovacuum settings are printed at the start.
+heap, of its indexes and in total, and the autovacuum runs so far. The
+table's own storage settings (``fillfactor``, autovacuum scale factors) come
+from ``schema.sql``; the server's autovacuum settings (``autovacuum_naptime``
+is one: run it on a cluster of your own to change them) are printed at the
+start.
 """
 
 from __future__ import annotations

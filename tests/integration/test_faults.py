@@ -1,13 +1,16 @@
 """Fault injection against a real PostgreSQL, on asyncio and trio: the
-worker's connections terminated (pool connections mid-claim and mid-flush,
-the listener), the claim and the flush timing out behind a lock, the
-completer failing for a while, the worker's row pruned. Each time the worker
-goes on, and in the end every job succeeded: none lost, none left ``doing``.
+worker's connections terminated (pool connections inside a claim and inside
+a flush, idle ones, the listener), the claim and the flush timing out behind
+a lock, the completer failing for a while, the worker's row pruned. Each
+time the worker goes on, and in the end every job succeeded: none lost,
+none left ``doing``.
 
 Faults are injected when the worker's own log says it reached the point
-under test (a logging handler sets an event), never after a sleep.
-(A PostgreSQL restart is left to ``python -m benchmarks.chaos``, which runs
-its own cluster: the test server is shared.)
+under test (a logging handler sets an event), or when ``pg_stat_activity``
+shows the statement under test waiting for a lock, never after a sleep.
+(A PostgreSQL restart is in ``test_restart.py``, on a private cluster: the
+test server is shared; a waiter's connections terminated, in
+``test_waiter_faults.py``.)
 """
 
 from __future__ import annotations
@@ -96,10 +99,11 @@ async def admin(dsn: str, query: str, *params: Any) -> list[dict[str, Any]]:
 
 
 async def terminate_others(dsn: str) -> int:
-    """Terminate every other connection to the test database."""
+    """Terminate every other connection to the test database, and wait
+    until they are gone."""
     rows = await admin(
         dsn,
-        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+        "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     n: int = rows[0]["n"]
@@ -345,3 +349,19 @@ async def test_running_out_of_server_connections(
                 for hog in hogs:
                     await hog.close()
     assert await final_statuses(pg_dsn) == {"succeeded": 100}
+
+
+def test_sync_pool_replaces_connections_the_server_closed(pg_dsn: str) -> None:
+    """The sync connector's idle pool connections are terminated; the next
+    operations get new connections instead of failing."""
+    app = make_app(pg_dsn)
+
+    @app.task(name="work")
+    def work(i: int) -> int:
+        return i
+
+    with app.open():
+        work.batch_defer(*({"i": i} for i in range(4)))
+        assert anyio.run(terminate_others, pg_dsn) >= 1
+        work.batch_defer(*({"i": i} for i in range(4)))
+        assert len(app.job_manager.list_jobs()) == 8
