@@ -1,13 +1,15 @@
 """A waiter whose connections are terminated (``pg_terminate_backend``)
-while it waits, on asyncio and trio: ``wait_for_job_async`` (its pool
-connection, the notification hub's LISTEN connection, or both) and the sync
-``wait_for_job`` (its dedicated LISTEN connection). Each time the job then
-finishes and the waiter returns it, neither raising nor hanging.
+while it waits, on asyncio and trio: ``wait_for_job_async`` (its idle pool
+connections, the notification hub's LISTEN connection, both, or the pool
+connection of its read of the job while that read waits for a lock) and the
+sync ``wait_for_job`` (its dedicated LISTEN connection). Each time the job
+then finishes and the waiter returns it, neither raising nor hanging.
 
 The point is known: the waiter has registered (its ``pa_job_waiters`` row
-exists) and listens, the job has not run yet (no worker runs), the backends
-are terminated and gone (``pg_terminate_backend`` with a timeout waits for
-them to exit); only then does a worker, of another app, run the job.
+exists) and listens, or its read is waiting for the lock; the job has not
+run yet (no worker runs); the backends are terminated and gone
+(``pg_terminate_backend`` with a timeout waits for them to exit); only then
+does a worker, of another app, run the job.
 """
 
 from __future__ import annotations
