@@ -253,7 +253,7 @@ class SyncPsycopgConnector:
             )
         finally:
             if waiter_id is not None:  # best effort: a stale row is pruned later
-                with contextlib.suppress(psycopg.Error, ConnectorException):
+                with contextlib.suppress(psycopg.Error, ConnectorException, AppNotOpen):
                     self._run(_ops.job_wait_end(waiter_id))
 
     @staticmethod
