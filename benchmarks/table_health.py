@@ -7,10 +7,12 @@ batches, ten times a second) while one worker runs them with retention on:
 finished jobs are deleted as they finish (``delete_jobs="successful"``), or
 with ``--retention periodic`` kept and removed every second by the
 ``builtin:remove_old_jobs`` task (``max_hours`` 1 s). Every ``--every``
-seconds it prints the live and dead tuples of ``pa_jobs``, its total size
-and the autovacuum runs so far. The table's own storage settings
-(``fillfactor``, autovacuum scale factors) come from ``schema.sql``; the
-server's autovacuum settings are printed at the start.
+seconds it prints the live and dead tuples of ``pa_jobs``, the size of its
+heap, of its indexes and in total, and the autovacuum runs so far. The
+table's own storage settings (``fillfactor``, autovacuum scale factors) come
+from ``schema.sql``; the server's autovacuum settings (``autovacuum_naptime``
+is one: run it on a cluster of your own to change them) are printed at the
+start.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import procrastinate_anyio as pa
 
 STATS = """
 SELECT n_live_tup, n_dead_tup, autovacuum_count,
+       pg_relation_size('pa_jobs') AS heap, pg_indexes_size('pa_jobs') AS indexes,
        pg_total_relation_size('pa_jobs') AS size,
        (SELECT count(*) FROM pa_jobs) AS rows
 FROM pg_stat_user_tables WHERE relname = 'pa_jobs'
@@ -70,7 +73,8 @@ async def run(args: argparse.Namespace, dsn: str) -> None:
         for name, value in fetch(dsn, SETTINGS):
             print(f"{name} = {value}")
         print(
-            f"{'t (s)':>6} {'live':>8} {'dead':>8} {'rows':>8} {'size':>10} autovacuums"
+            f"{'t (s)':>6} {'live':>8} {'dead':>8} {'rows':>8} {'heap':>10} "
+            f"{'indexes':>10} {'total':>10} autovacuums"
         )
         batch = max(1, args.rate // 10)
         async with anyio.create_task_group() as tg:
@@ -81,10 +85,11 @@ async def run(args: argparse.Namespace, dsn: str) -> None:
             while (now := time.monotonic()) - started < args.seconds:
                 await noop.batch_defer_async(*({} for _ in range(batch)))
                 if now >= next_report:
-                    ((live, dead, autovacuums, size, rows),) = fetch(dsn, STATS)
+                    ((live, dead, autovacuums, *sizes, rows),) = fetch(dsn, STATS)
+                    kbs = " ".join(f"{int(size) // 1024:7} kB" for size in sizes)
                     print(
-                        f"{now - started:6.0f} {live:8} {dead:8} {rows:8} "
-                        f"{int(size) // 1024:8} kB {autovacuums}",
+                        f"{now - started:6.0f} {live:8} {dead:8} {rows:8} {kbs} "
+                        f"{autovacuums}",
                         flush=True,
                     )
                     next_report += args.every

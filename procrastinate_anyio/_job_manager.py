@@ -464,8 +464,9 @@ class JobManager(ProcrastinateJobManagerMixin):
                                 await finished.wait()
                             finished = anyio.Event()
                     finally:
+                        # Best effort: a row left behind is pruned after a day.
                         with anyio.move_on_after(5, shield=True):
-                            await self.connector.job_wait_end(waiter_id)
+                            await _retrying(self.connector.job_wait_end, waiter_id)
                 except Exception as exc:
                     # Raised as is, not inside the task group's exception group.
                     error = exc

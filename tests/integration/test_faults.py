@@ -1,13 +1,16 @@
 """Fault injection against a real PostgreSQL, on asyncio and trio: the
-worker's connections terminated (pool connections mid-claim and mid-flush,
-the listener), the claim and the flush timing out behind a lock, the
-completer failing for a while, the worker's row pruned. Each time the worker
-goes on, and in the end every job succeeded: none lost, none left ``doing``.
+worker's connections terminated (pool connections inside a claim and inside
+a flush, idle ones, the listener), the claim and the flush timing out behind
+a lock, the completer failing for a while, the worker's row pruned. Each
+time the worker goes on, and in the end every job succeeded: none lost,
+none left ``doing``.
 
 Faults are injected when the worker's own log says it reached the point
-under test (a logging handler sets an event), never after a sleep.
-(A PostgreSQL restart is left to ``python -m benchmarks.chaos``, which runs
-its own cluster: the test server is shared.)
+under test (a logging handler sets an event), or when ``pg_stat_activity``
+shows the statement under test waiting for a lock, never after a sleep.
+(A PostgreSQL restart is in ``test_restart.py``, on a private cluster: the
+test server is shared; a waiter's connections terminated, in
+``test_waiter_faults.py``.)
 """
 
 from __future__ import annotations
@@ -96,10 +99,11 @@ async def admin(dsn: str, query: str, *params: Any) -> list[dict[str, Any]]:
 
 
 async def terminate_others(dsn: str) -> int:
-    """Terminate every other connection to the test database."""
+    """Terminate every other connection to the test database, and wait
+    until they are gone."""
     rows = await admin(
         dsn,
-        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+        "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     n: int = rows[0]["n"]
@@ -162,6 +166,67 @@ async def test_terminated_connections_mid_run(
         await terminate_others(pg_dsn)
         await wait_all_done(app)
     assert await final_statuses(pg_dsn) == {"succeeded": JOBS}
+
+
+CLAIM = "-- The batch claim%"
+FLUSH = "-- Batched completion%"
+"""How the claim's and the flush's statements start (``queries.sql``)."""
+
+
+async def terminate_blocked(dsn: str, statement: str) -> int:
+    """Terminate the connections of the test database running ``statement``
+    (a LIKE pattern) and waiting for a lock, once there are some; wait until
+    they are gone. Other statements waiting for the lock (the fetcher's look
+    at the schedule, which would hold the next claim back) are terminated
+    too, uncounted."""
+    while True:
+        rows = await admin(
+            dsn,
+            "SELECT count(*) FILTER (WHERE gone AND query LIKE %s) AS n FROM ("
+            " SELECT query, pg_terminate_backend(pid, 5000) AS gone"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock') AS blocked",
+            statement,
+        )
+        if n := rows[0]["n"]:
+            return int(n)
+        await anyio.sleep(0.01)  # bounded by the hang guard
+
+
+async def test_connections_terminated_inside_a_claim_and_a_flush(
+    pg_dsn: str, log_events: LogEvents
+) -> None:
+    """A claim, then a flush, stuck behind a lock have their connection
+    terminated while the statement runs: each fails, is retried on a new
+    connection once the lock goes, and every job succeeds."""
+    app = make_app(pg_dsn)
+    gate = anyio.Event()
+
+    @app.task(name="work")
+    async def work(i: int) -> int:
+        await gate.wait()
+        return i
+
+    async with worker_running(app, concurrency=10):
+        async with await connect(pg_dsn, autocommit=False) as locker:
+            await locker.execute("LOCK TABLE pa_jobs IN ACCESS EXCLUSIVE MODE")
+            assert await terminate_blocked(pg_dsn, CLAIM) == 1
+            await log_events.event("fetch_error").wait()
+            await locker.rollback()
+        await work.batch_defer_async(*({"i": i} for i in range(20)))
+        while True:  # bounded by the hang guard
+            doing = await app.job_manager.list_jobs_async(status=Status.DOING)
+            if len(doing) == 10:
+                break
+            await anyio.sleep(0.02)
+        async with await connect(pg_dsn, autocommit=False) as locker:
+            await locker.execute("SELECT id FROM pa_jobs FOR UPDATE")
+            gate.set()  # the outcomes' write waits for the rows
+            assert await terminate_blocked(pg_dsn, FLUSH) == 1
+            await log_events.event("completer_write_error").wait()
+            await locker.rollback()
+        await wait_all_done(app, 20)
+    assert await final_statuses(pg_dsn) == {"succeeded": 20}
 
 
 async def test_claim_and_flush_time_out_behind_a_table_lock(
@@ -284,3 +349,19 @@ async def test_running_out_of_server_connections(
                 for hog in hogs:
                     await hog.close()
     assert await final_statuses(pg_dsn) == {"succeeded": 100}
+
+
+def test_sync_pool_replaces_connections_the_server_closed(pg_dsn: str) -> None:
+    """The sync connector's idle pool connections are terminated; the next
+    operations get new connections instead of failing."""
+    app = make_app(pg_dsn)
+
+    @app.task(name="work")
+    def work(i: int) -> int:
+        return i
+
+    with app.open():
+        work.batch_defer(*({"i": i} for i in range(4)))
+        assert anyio.run(terminate_others, pg_dsn) >= 1
+        work.batch_defer(*({"i": i} for i in range(4)))
+        assert len(app.job_manager.list_jobs()) == 8

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
     from types import TracebackType
 
+    from psycopg import BaseConnection
     from typing_extensions import Self
 
 __all__ = ["ConnectionPool", "PoolClosed", "PoolStatistics"]
@@ -263,8 +264,9 @@ def _is_reusable(conn: AnyioConnection[Any]) -> bool:
     )
 
 
-def _is_alive(conn: AnyioConnection[Any]) -> bool:
-    """Whether an idle connection still has a live server on the other end.
+def _is_alive(conn: BaseConnection[Any]) -> bool:
+    """Whether an idle connection (async or sync) still has a live server on
+    the other end.
 
     An idle connection has nothing to read unless the server closed it (a FATAL
     message, then end of file) or sent a notification: read what is there,

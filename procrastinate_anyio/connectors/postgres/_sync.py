@@ -4,6 +4,8 @@ the async connector (:mod:`._pg_ops`)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -11,8 +13,10 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from ..._exceptions import AppNotOpen
+from ..._backoff import Backoff
+from ..._exceptions import AppNotOpen, ConnectorException
 from . import _ops
+from ._pool import _is_alive
 from ._pooler import PoolerDetection
 from ._redact import cause_of, connector_error, secrets_of
 
@@ -31,7 +35,29 @@ if TYPE_CHECKING:
 OPEN_TIMEOUT_SECONDS: Final = 10.0
 """How long ``open()`` waits for the pool's first connection."""
 
+WAIT_RECONNECT_START_SECONDS: Final = 0.05
+WAIT_RECONNECT_MAX_SECONDS: Final = 1.0
+"""Backoff of a ``wait_for_job`` that lost its connection."""
+
 T = TypeVar("T")
+
+logger = logging.getLogger("procrastinate_anyio.pg")
+
+
+def _check_alive(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it lends: one that the server closed
+    while it sat idle (a restart, ``pg_terminate_backend``) is replaced
+    instead of failing the caller's statement. No round trip: it reads what
+    the server already sent."""
+    if not _is_alive(conn):
+        raise psycopg.OperationalError("the server closed the idle connection")
+
+
+def _is_transient(exc: Exception) -> bool:
+    """A lost connection (worth a new one), not a bad query."""
+    if isinstance(exc, ConnectorException):
+        return exc.transient
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 def run_operation_sync(conn: psycopg.Connection[Any], op: _ops.Operation[T]) -> T:
@@ -119,6 +145,7 @@ class SyncPsycopgConnector:
                 max_size=self.max_size,
                 kwargs={**self.connect_kwargs, "autocommit": True},
                 configure=self._pooler.configure_sync,
+                check=_check_alive,
                 open=False,
                 name="procrastinate_anyio",
             )
@@ -181,24 +208,56 @@ class SyncPsycopgConnector:
 
     def job_wait_finished(self, job_id: int, timeout: float | None) -> Job | None:
         """LISTEN on a dedicated connection and re-read the job on each
-        notification of finished jobs (and every second, as a fallback)."""
+        notification of finished jobs (and every second, as a fallback).
+
+        A connection lost during the wait (the server dropped it, or
+        restarted) is made again, with backoff, and the wait goes on under
+        the same registration; a wait whose first connection fails raises.
+        """
         if self._pool is None:
             raise AppNotOpen("The connector is not open: use `with app.open():`")
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = Backoff(WAIT_RECONNECT_START_SECONDS, WAIT_RECONNECT_MAX_SECONDS)
+        waiter_id: int | None = None
         try:
-            with psycopg.connect(
-                self.conninfo, autocommit=True, **self.connect_kwargs
-            ) as conn:
-                conn.execute(_ops.Statement("listen").query())
-                waiter_id = run_operation_sync(conn, _ops.job_wait_begin(job_id))
+            while True:
                 try:
-                    return self._wait(conn, job_id, deadline)
-                finally:
-                    run_operation_sync(conn, _ops.job_wait_end(waiter_id))
+                    with psycopg.connect(
+                        self.conninfo, autocommit=True, **self.connect_kwargs
+                    ) as conn:
+                        conn.execute(_ops.Statement("listen").query())
+                        if waiter_id is None:
+                            waiter_id = run_operation_sync(
+                                conn, _ops.job_wait_begin(job_id)
+                            )
+                        backoff.reset()
+                        job = self._wait(conn, job_id, deadline)
+                        run_operation_sync(conn, _ops.job_wait_end(waiter_id))
+                        waiter_id = None
+                        return job
+                except (psycopg.Error, ConnectorException) as exc:
+                    lost = waiter_id is not None and _is_transient(exc)
+                    if not lost or (
+                        deadline is not None and time.monotonic() > deadline
+                    ):
+                        raise
+                    logger.warning(
+                        "A wait for job %s lost its connection, reconnecting: %s",
+                        job_id,
+                        _ops.translate_error(exc, self._secrets)
+                        if isinstance(exc, psycopg.Error)
+                        else exc,
+                        extra={"action": "wait_for_job_reconnect"},
+                    )
+                    time.sleep(backoff.next())
         except psycopg.Error as exc:
             raise _ops.translate_error(exc, self._secrets) from cause_of(
                 exc, self._secrets
             )
+        finally:
+            if waiter_id is not None:  # best effort: a stale row is pruned later
+                with contextlib.suppress(psycopg.Error, ConnectorException, AppNotOpen):
+                    self._run(_ops.job_wait_end(waiter_id))
 
     @staticmethod
     def _wait(
