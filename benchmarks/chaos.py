@@ -12,8 +12,11 @@ prints:
 - lost: jobs that did not succeed (0 expected);
 - doing: jobs left ``doing`` (0 expected);
 - duplicates: executions beyond one per job, which at-least-once delivery
-  allows for the jobs a killed worker was running: at most kills x
-  ``--concurrency``.
+  allows for the jobs a killed worker had started and not yet written: those
+  running, and those ended whose outcomes were on their way to the database
+  (as many again at most, at this job length): at most kills x 2 x
+  ``--concurrency``. (Jobs a worker claimed ahead and never started do not
+  run twice: they are only recovered.)
 
 Each job records its execution in a table of its own (a separate
 connection, committed before the job's work), so that an execution cut short
@@ -229,7 +232,7 @@ def run(args: argparse.Namespace, dsn: str) -> int:
     lost = args.jobs - statuses.get("succeeded", 0)
     doing = statuses.get("doing", 0)
     duplicates = runs - distinct
-    bound = kills * args.concurrency
+    bound = kills * 2 * args.concurrency  # running + outcomes in flight
     print(
         f"jobs {args.jobs}, workers {args.workers} x concurrency {args.concurrency}, "
         f"kills {kills}, PostgreSQL restarts {restarts}, {elapsed:.1f} s"
