@@ -24,7 +24,7 @@ from .._backoff import Backoff
 from .._context import AbortSignal
 from .._exceptions import ConnectorException
 from ..connectors._types import FetchParams
-from ._slots import RunningJob
+from ._slots import RunningJob, job_scope_factory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .._task import TaskRegistry
     from ..connectors._protocols import AsyncConnector
     from ._options import WorkerOptions
-    from ._slots import Slots
+    from ._slots import JobScope, Slots
 
 logger = logging.getLogger("procrastinate_anyio.worker")
 
@@ -97,6 +97,7 @@ class Fetcher:
             FETCH_ERROR_BACKOFF_START_SECONDS, FETCH_ERROR_BACKOFF_MAX_SECONDS
         )
         self.last_fetch_at: float | None = None
+        self._new_scope: Callable[[], JobScope] | None = None
 
     def wake(self) -> None:
         """Jobs may be ready: an idle claimer claims now."""
@@ -227,11 +228,11 @@ class Fetcher:
             # Unknown task, or a lookup that raises (user code): the runner
             # meets the same error and fails the job; the fetcher goes on.
             timeout = None
+        new_scope = self._new_scope
+        if new_scope is None:
+            new_scope = self._new_scope = job_scope_factory()
         return RunningJob(
-            job=job,
-            scope=anyio.CancelScope(),
-            abort_signal=AbortSignal(),
-            timeout=timeout,
+            job=job, scope=new_scope(), abort_signal=AbortSignal(), timeout=timeout
         )
 
     async def _idle_timeout(self) -> float:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import attrs
@@ -36,6 +36,7 @@ from .._context import StopReason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
 
     from .._context import AbortSignal
     from .._job import Job
@@ -45,6 +46,72 @@ PREFETCH_BUDGET_SECONDS: Final = 0.05
 back from other workers end within about this long."""
 
 _AVERAGE_WEIGHT: Final = 0.2  # of the latest job in the running average
+
+
+class JobScope(Protocol):
+    """What a job's cancel scope offers: ``anyio.CancelScope``, or on Trio,
+    Trio's own (see :func:`job_scope_factory`)."""
+
+    deadline: float
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool: ...
+
+
+class LoopEvent(Protocol):
+    """What the worker needs of an event: ``anyio.Event``, or on Trio, Trio's
+    own (see :func:`event_factory`)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> None: ...
+
+
+def _on_trio() -> bool:
+    try:
+        import sniffio  # a dependency of trio: without it, there is no trio
+
+        return sniffio.current_async_library() == "trio"
+    except Exception:  # not installed, or a loop it does not know
+        return False
+
+
+def event_factory() -> Callable[[], LoopEvent]:
+    """How the running loop makes an event, once per job for an idle slot:
+    Trio's own ``Event`` on Trio (anyio's wraps it), else the class of the
+    backend's ``anyio.Event`` (which skips the backend lookup of each
+    ``anyio.Event()``)."""
+    if _on_trio():
+        import trio
+
+        return trio.Event
+    return type(anyio.Event())
+
+
+def job_scope_factory() -> Callable[[], JobScope]:
+    """How the running loop makes a job's cancel scope: Trio's own
+    ``CancelScope`` on Trio (anyio's wraps it: entering and leaving one costs
+    8.5 µs there against 6.1 µs for Trio's, once per job), else
+    ``anyio.CancelScope``."""
+    if _on_trio():
+        import trio
+
+        return trio.CancelScope
+    return anyio.CancelScope
 
 
 @attrs.define(eq=False)
@@ -57,7 +124,7 @@ class RunningJob:
     """
 
     job: Job
-    scope: anyio.CancelScope
+    scope: JobScope
     abort_signal: AbortSignal
     timeout: float | None = None
     stop_reason: StopReason | None = None
@@ -124,12 +191,12 @@ class Slots:
         self._average: float | None = None
         self._running: dict[int, RunningJob] = {}
         self._ready: collections.deque[RunningJob] = collections.deque()
-        self._idle: collections.deque[anyio.Event] = collections.deque()
+        self._idle: collections.deque[LoopEvent] = collections.deque()
         self._closed = False
         self._reserved = 0
-        self._changed = anyio.Event()
+        self._changed: LoopEvent = anyio.Event()
         self._change_waiters = 0
-        self._event: Callable[[], anyio.Event] = anyio.Event
+        self._event: Callable[[], LoopEvent] | None = None
         self._stop_all: StopReason | None = None
         self._every_end_counts = False
 
@@ -304,14 +371,10 @@ class Slots:
             changed, self._changed = self._changed, self._new_event()
             changed.set()
 
-    def _new_event(self) -> anyio.Event:
+    def _new_event(self) -> LoopEvent:
         make = self._event
-        if make is anyio.Event:
-            # The first in the loop: keep the backend's own class, which
-            # skips the backend lookup of each anyio.Event() from now on.
-            event = anyio.Event()
-            self._event = type(event)
-            return event
+        if make is None:  # the first in the loop
+            make = self._event = event_factory()
         return make()
 
     def statistics(self) -> SlotsStatistics:

@@ -31,8 +31,12 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio._core import _eventloop
 
+from ._slots import event_factory
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from ._slots import LoopEvent
 
 # How anyio and Trio mark their own worker threads, so that a task's
 # anyio.from_thread (or trio.from_thread) call needs no token. Private: when
@@ -79,7 +83,7 @@ class _Call:
 
     __slots__ = ("context", "done", "error", "func", "result")
 
-    def __init__(self, func: Callable[[], Any], done: anyio.Event) -> None:
+    def __init__(self, func: Callable[[], Any], done: LoopEvent) -> None:
         self.func = func
         self.context = contextvars.copy_context()
         self.done = done
@@ -92,7 +96,7 @@ class SyncThreads:
 
     def __init__(self) -> None:
         self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._event: Callable[[], anyio.Event] = anyio.Event
+        self._event: Callable[[], LoopEvent] = anyio.Event
         self._lock = threading.Lock()
         self._ended: collections.deque[_Call] = collections.deque()
         self._hand_back_scheduled = False
@@ -104,7 +108,7 @@ class SyncThreads:
     def _start(self) -> None:
         if self._token is None:
             self._token = anyio.lowlevel.current_token()
-            self._event = type(anyio.Event())  # skips the backend lookup
+            self._event = event_factory()
 
     def _ended_in_thread(self, call: _Call) -> None:
         """In the thread: report the call's end; the first of a batch wakes
