@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -469,17 +469,8 @@ class SlotRunner:
             # for the hooks to see.
             if self._run_hooks and running.stop_reason is None:
                 outcome = await self._run_hooked(running, run_sync)
-            else:  # the common case: the call, inline
-                outcome = await run_job(
-                    app=self._app,
-                    running=running,
-                    worker_name=self._worker_name,
-                    worker_queues=self._worker_queues,
-                    additional_context=self._additional_context,
-                    run_sync=run_sync,
-                    clock=self._clock,
-                    middleware=self._middleware,
-                )
+            else:  # the common case
+                outcome = await self._run_job(running, run_sync)
         except Exception as exc:
             # run_job turns what the task does into an outcome; this is the
             # net for user code around it (a context hook, an object whose
@@ -501,6 +492,20 @@ class SlotRunner:
         self._slots.remove(running.job.id)
         await self._send(running, released_outcome(running.job), outcomes)
 
+    def _run_job(
+        self, running: RunningJob, run_sync: RunSync
+    ) -> Coroutine[Any, Any, JobOutcome]:
+        return run_job(
+            app=self._app,
+            running=running,
+            worker_name=self._worker_name,
+            worker_queues=self._worker_queues,
+            additional_context=self._additional_context,
+            run_sync=run_sync,
+            clock=self._clock,
+            middleware=self._middleware,
+        )
+
     async def _run_hooked(self, running: RunningJob, run_sync: RunSync) -> JobOutcome:
         """The run inside the app's run hooks (first outermost), which see
         the outcome at their exit, that of a failure outside the task too."""
@@ -509,16 +514,7 @@ class SlotRunner:
             for hook in self._run_hooks:
                 stack.enter_context(hook(run))
             try:
-                run.outcome = await run_job(
-                    app=self._app,
-                    running=running,
-                    worker_name=self._worker_name,
-                    worker_queues=self._worker_queues,
-                    additional_context=self._additional_context,
-                    run_sync=run_sync,
-                    clock=self._clock,
-                    middleware=self._middleware,
-                )
+                run.outcome = await self._run_job(running, run_sync)
             except Exception as exc:
                 run.outcome = _unexpected_failure(running, exc)
         return run.outcome
