@@ -24,7 +24,8 @@ from .._backoff import Backoff
 from .._context import AbortSignal
 from .._exceptions import ConnectorException
 from ..connectors._types import FetchParams
-from ._slots import RunningJob, job_scope_factory
+from ._backend import job_scope_factory
+from ._slots import RunningJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
     from .._limits import Limit
     from .._task import TaskRegistry
     from ..connectors._protocols import AsyncConnector
+    from ._backend import JobScope
     from ._options import WorkerOptions
-    from ._slots import JobScope, Slots
+    from ._slots import Slots
 
 logger = logging.getLogger("procrastinate_anyio.worker")
 

@@ -27,91 +27,26 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import attrs
 
 from .._context import StopReason
+from ._backend import event_factory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
     from .._context import AbortSignal
     from .._job import Job
+    from ._backend import JobScope, LoopEvent
 
 PREFETCH_BUDGET_SECONDS: Final = 0.05
 """The most work a worker claims ahead of its free slots: the jobs it holds
 back from other workers end within about this long."""
 
 _AVERAGE_WEIGHT: Final = 0.2  # of the latest job in the running average
-
-
-class JobScope(Protocol):
-    """What a job's cancel scope offers: ``anyio.CancelScope``, or on Trio,
-    Trio's own (see :func:`job_scope_factory`)."""
-
-    deadline: float
-
-    @property
-    def cancel_called(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-    def __enter__(self) -> Any: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-        /,
-    ) -> bool: ...
-
-
-class LoopEvent(Protocol):
-    """What the worker needs of an event: ``anyio.Event``, or on Trio, Trio's
-    own (see :func:`event_factory`)."""
-
-    def set(self) -> None: ...
-
-    def is_set(self) -> bool: ...
-
-    async def wait(self) -> None: ...
-
-
-def _on_trio() -> bool:
-    try:
-        import sniffio  # a dependency of trio: without it, there is no trio
-
-        return sniffio.current_async_library() == "trio"
-    except Exception:  # not installed, or a loop it does not know
-        return False
-
-
-def event_factory() -> Callable[[], LoopEvent]:
-    """How the running loop makes an event, once per job for an idle slot:
-    Trio's own ``Event`` on Trio (anyio's wraps it), else the class of the
-    backend's ``anyio.Event`` (which skips the backend lookup of each
-    ``anyio.Event()``)."""
-    if _on_trio():
-        import trio
-
-        return trio.Event
-    return type(anyio.Event())
-
-
-def job_scope_factory() -> Callable[[], JobScope]:
-    """How the running loop makes a job's cancel scope: Trio's own
-    ``CancelScope`` on Trio (anyio's wraps it: entering and leaving one costs
-    8.5 µs there against 6.1 µs for Trio's, once per job), else
-    ``anyio.CancelScope``."""
-    if _on_trio():
-        import trio
-
-        return trio.CancelScope
-    return anyio.CancelScope
 
 
 @attrs.define(eq=False)
@@ -215,7 +150,7 @@ class Slots:
     def free(self) -> int:
         """Room for claimed jobs not taken by a claimed job nor reserved for a
         claim in flight."""
-        return self.total + self._ahead - len(self._running) - self._reserved
+        return self.capacity - len(self._running) - self._reserved
 
     def idle(self) -> bool:
         """No job claimed, no claim in flight."""
@@ -241,8 +176,7 @@ class Slots:
         if self._stop_all is not None:
             running.stop(self._stop_all)
         self._ready.append(running)
-        if self._idle:
-            self._idle.popleft().set()
+        self._wake_one()
 
     async def next_job(self) -> RunningJob | None:
         """For a slot task: the next claimed job, in claim order, once there
@@ -294,7 +228,7 @@ class Slots:
             not self._running
             or self._every_end_counts
             # Reserved slots count as free: their claim may come back short.
-            or self.total + self._ahead - len(self._running) >= self.refill_threshold
+            or self.capacity - len(self._running) >= self.refill_threshold
         ):
             self.signal_changed()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import functools
 import queue
 import threading
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -31,12 +32,12 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio._core import _eventloop
 
-from ._slots import event_factory
+from ._backend import event_factory
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from ._slots import LoopEvent
+    from ._backend import LoopEvent
 
 # How anyio and Trio mark their own worker threads, so that a task's
 # anyio.from_thread (or trio.from_thread) call needs no token. Private: when
@@ -100,6 +101,7 @@ class SyncThreads:
         self._lock = threading.Lock()
         self._ended: collections.deque[_Call] = collections.deque()
         self._hand_back_scheduled = False
+        self._wake_loop: Callable[[], object] | None = None  # set by _start
 
     def slot_thread(self) -> SlotThread:
         """The thread of one slot: one call at a time."""
@@ -107,8 +109,17 @@ class SyncThreads:
 
     def _start(self) -> None:
         if self._token is None:
-            self._token = anyio.lowlevel.current_token()
+            token = self._token = anyio.lowlevel.current_token()
             self._event = event_factory()
+            # Without waiting for the loop where the backend can (anyio 4.10+).
+            soon = getattr(token.backend_class, "run_sync_soon", None)
+            self._wake_loop = (
+                functools.partial(soon, self._hand_back, (), token.native_token)
+                if soon is not None
+                else functools.partial(  # pragma: no cover - older anyio
+                    anyio.from_thread.run_sync, self._hand_back, token=token
+                )
+            )
 
     def _ended_in_thread(self, call: _Call) -> None:
         """In the thread: report the call's end; the first of a batch wakes
@@ -118,15 +129,9 @@ class SyncThreads:
             if self._hand_back_scheduled:
                 return
             self._hand_back_scheduled = True
-        token = self._token
-        assert token is not None
+        assert self._wake_loop is not None  # a call ends after _start
         with contextlib.suppress(anyio.RunFinishedError):  # the loop ended
-            # Without waiting for the loop where the backend can (anyio 4.10+).
-            soon = getattr(token.backend_class, "run_sync_soon", None)
-            if soon is not None:
-                soon(self._hand_back, (), token.native_token)
-            else:  # pragma: no cover - older anyio
-                anyio.from_thread.run_sync(self._hand_back, token=token)
+            self._wake_loop()
 
     def _hand_back(self) -> None:
         """In the loop: wake the slots whose calls ended."""

@@ -57,6 +57,7 @@ from .._context import StopReason
 from .._exceptions import ConnectorException
 from .._job import Status
 from ..connectors._types import JobOutcome, Notification
+from ._backend import backend_name
 from ._completer import Completer
 from ._fetcher import Fetcher
 from ._listener import listen
@@ -299,7 +300,7 @@ class Worker:
         options = self.options
         connector = self.app.connector
         log_extra = {"worker": options.name, "worker_id": worker_id}
-        backend = _backend_name()
+        backend = backend_name()
         logger.info(
             "Worker %s started: queues %s, concurrency %d, on %s",
             options.name,
@@ -496,16 +497,6 @@ class Worker:
             )
         timeout = 0.0 if self._stop_now else self.options.shutdown_graceful_timeout
         await self._slots.drain(timeout)
-
-
-def _backend_name() -> str:
-    """The running event loop's name, for the start line."""
-    try:
-        import sniffio  # trio depends on it: without it, there is no trio
-
-        return sniffio.current_async_library()
-    except Exception:  # not installed, or a loop it does not know
-        return "asyncio"
 
 
 async def _unregister(
