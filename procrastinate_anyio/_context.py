@@ -83,8 +83,8 @@ class AbortSignal:
 
     __slots__ = ("_deadline", "reason")
 
-    def __init__(self, deadline_monotonic: float | None = None) -> None:
-        self._deadline = deadline_monotonic
+    def __init__(self) -> None:
+        self._deadline: float | None = None  # set when a job with a timeout starts
         self.reason: StopReason | None = None
 
     def set(self, reason: StopReason) -> None:

@@ -42,11 +42,12 @@ def running_job(
         attempts=0,  # the first run, as claimed
         lock="the-lock",
     )
-    deadline = anyio.current_time() + timeout if timeout else float("inf")
+    # As the fetcher makes it: the timeout counts from the job's start.
     return RunningJob(
         job=job,
-        scope=anyio.CancelScope(deadline=deadline),
-        abort_signal=AbortSignal(time.monotonic() + timeout if timeout else None),
+        scope=anyio.CancelScope(),
+        abort_signal=AbortSignal(),
+        timeout=timeout or None,
     )
 
 
