@@ -7,9 +7,13 @@ in order (:meth:`Slots.next_job`), and a job that ends frees its slot. Whoever
 waits for room (the claimers, the shutdown) waits for a change with
 :meth:`Slots.wait_changed`.
 
-The hand-over to the slot tasks is a queue and one event per idle slot task,
-woken one per job: cheaper than a memory stream per job, and free while jobs
-wait (a slot task that ends a job takes the next one without waiting).
+The hand-over to the slot tasks is a queue and one event per idle slot task:
+cheaper than a memory stream per job, and free while jobs wait (a slot task
+that ends a job takes the next one without waiting). Idle slot tasks are not
+woken one per job: a claim wakes one, and each one woken wakes two more while
+jobs are left for them. Jobs that wait (for I/O) so reach every idle slot
+task within a few loop turns, while a slot task whose jobs do not wait runs
+a whole claim itself, and only a few are woken in vain.
 
 Claiming ahead: while jobs are short, a few more jobs than there are slots may
 be claimed (``prefetch``); they wait in the worker, already ``doing`` in the
@@ -127,6 +131,7 @@ class Slots:
         self._running: dict[int, RunningJob] = {}
         self._ready: collections.deque[RunningJob] = collections.deque()
         self._idle: collections.deque[LoopEvent] = collections.deque()
+        self._waking = 0  # idle slot tasks woken that did not take a job yet
         self._closed = False
         self._reserved = 0
         self._changed: LoopEvent = anyio.Event()
@@ -176,12 +181,15 @@ class Slots:
         if self._stop_all is not None:
             running.stop(self._stop_all)
         self._ready.append(running)
-        self._wake_one()
+        if not self._waking:  # a slot task already woken takes it, or wakes more
+            self._wake_one()
 
     async def next_job(self) -> RunningJob | None:
         """For a slot task: the next claimed job, in claim order, once there
         is one; None once :meth:`close` was called and none is left."""
         ready = self._ready
+        if ready:  # the common case while jobs queue: no wait, no wake
+            return ready.popleft()
         while not ready:
             if self._closed:
                 return None
@@ -192,14 +200,27 @@ class Slots:
             except BaseException:
                 if not event.is_set():
                     self._idle.remove(event)
-                elif ready:  # woken for a job it will not take: pass it on
-                    self._wake_one()
+                else:
+                    self._waking -= 1
+                    if ready:  # woken for a job it will not take: pass it on
+                        self._wake_one()
                 raise
-        return ready.popleft()
+            self._waking -= 1
+        running = ready.popleft()
+        # Woken for this job: wake two more while jobs are left for them, so
+        # that idle slot tasks start a claim's jobs in a few loop turns
+        # (doubling), however many there are. A slot task whose job does not
+        # wait takes the next jobs itself: those woken in vain go back idle.
+        for _ in range(2):
+            if self._waking >= len(ready):
+                break
+            self._wake_one()
+        return running
 
     def _wake_one(self) -> None:
         if self._idle:
             self._idle.popleft().set()
+            self._waking += 1
 
     def take_waiting(self) -> list[RunningJob]:
         """The claimed jobs no slot task took yet, now taken out of the queue
@@ -213,6 +234,7 @@ class Slots:
         :meth:`next_job`."""
         self._closed = True
         idle, self._idle = self._idle, collections.deque()
+        self._waking += len(idle)
         for event in idle:
             event.set()
 

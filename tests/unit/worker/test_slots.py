@@ -23,6 +23,8 @@ from tests.support import HANG_GUARD_SECONDS, mock_clock
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from procrastinate_anyio.worker._backend import LoopEvent
+
 pytestmark = pytest.mark.anyio
 
 
@@ -170,6 +172,102 @@ class TestChanges:
             )
 
         assert woken == [False, True]
+
+
+class TestHandOff:
+    """Claimed jobs go to the idle slot tasks in claim order; a slot task
+    whose jobs do not wait takes the next ones itself, and jobs that wait
+    spread over every idle slot task."""
+
+    @staticmethod
+    async def slot_task(
+        slots: Slots,
+        name: int,
+        taken: list[tuple[int, int]],
+        gate: anyio.Event | None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()
+        while (job := await slots.next_job()) is not None:
+            taken.append((name, job.job.id))
+            if gate is not None:
+                await gate.wait()
+
+    async def test_jobs_that_do_not_wait_take_one_slot_task(self) -> None:
+        """Ten jobs for ten idle slot tasks: the first one woken runs them all
+        (the others, woken for nothing, go back to waiting)."""
+        slots = Slots(10, refill_threshold=1)
+        taken: list[tuple[int, int]] = []
+        waits = 0
+        new_event = slots._new_event
+
+        def counted() -> LoopEvent:  # one per wait of an idle slot task
+            nonlocal waits
+            waits += 1
+            return new_event()
+
+        slots._new_event = counted  # type: ignore[method-assign]
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            async with anyio.create_task_group() as tg:
+                for name in range(10):
+                    await tg.start(self.slot_task, slots, name, taken, None)
+                await anyio.wait_all_tasks_blocked()
+                waits = 0
+                for job_id in range(1, 11):
+                    slots.add(running(job_id))
+                await anyio.wait_all_tasks_blocked()
+                slots.close()
+        assert [job_id for _, job_id in taken] == list(range(1, 11))
+        assert len({name for name, _ in taken}) == 1
+        # The one that ran them, and the two it woke, wait again; waking a
+        # slot task per job would have made nine wait again.
+        assert waits == 3
+
+    @pytest.mark.parametrize("jobs", [1, 2, 7, 16])
+    async def test_jobs_that_wait_start_on_every_idle_slot_task(
+        self, jobs: int
+    ) -> None:
+        """Jobs that wait each start on a slot task of their own, as many as
+        there are idle slot tasks; the rest wait for a slot task to end one."""
+        slots = Slots(8, refill_threshold=1)
+        taken: list[tuple[int, int]] = []
+        gate = anyio.Event()
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            async with anyio.create_task_group() as tg:
+                for name in range(8):
+                    await tg.start(self.slot_task, slots, name, taken, gate)
+                await anyio.wait_all_tasks_blocked()
+                for job_id in range(1, jobs + 1):
+                    slots.add(running(job_id))
+                await anyio.wait_all_tasks_blocked()
+                started = min(jobs, 8)
+                assert sorted(job_id for _, job_id in taken) == list(
+                    range(1, started + 1)
+                )
+                assert len({name for name, _ in taken}) == started
+                gate.set()
+                await anyio.wait_all_tasks_blocked()
+                slots.close()
+        assert sorted(job_id for _, job_id in taken) == list(range(1, jobs + 1))
+
+    async def test_a_woken_slot_task_cancelled_passes_its_job_on(self) -> None:
+        """A slot task woken for a job as it is cancelled leaves the job to
+        another idle slot task."""
+        slots = Slots(2, refill_threshold=1)
+        taken: list[tuple[int, int]] = []
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            async with anyio.create_task_group() as tg:
+                async with anyio.create_task_group() as first:
+                    await first.start(self.slot_task, slots, 0, taken, None)
+                    await tg.start(self.slot_task, slots, 1, taken, None)
+                    await anyio.wait_all_tasks_blocked()
+                    # Cancelled, then woken (the first idle) before it runs.
+                    first.cancel_scope.cancel()
+                    slots.add(running(1))
+                await anyio.wait_all_tasks_blocked()
+                slots.close()
+        assert taken == [(1, 1)]
 
 
 class TestStops:
