@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 from typing import Any
@@ -26,6 +27,29 @@ def test_round_trip(value: Any) -> None:
     """What ``dumps`` writes, ``loads`` reads back equal."""
     assert loads(dumps(value)) == value
     assert loads(dumps(value).encode()) == value
+
+
+@pytest.mark.parametrize("text", [' {"a": [1]} \n', b' {"a": [1]} \n'])
+def test_loads_reads_what_json_loads_reads(text: str | bytes) -> None:
+    """Whitespace around the value is fine, as for json.loads."""
+    assert loads(text) == {"a": [1]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"a": 1} x', id="trailing"),
+        pytest.param(b'{"a": "\xff"}', id="not-utf-8"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_loads_refuses_what_json_loads_refuses(text: str | bytes) -> None:
+    """Text that is not one JSON value, or bytes that are not UTF-8, raise
+    the same error as json.loads."""
+    with pytest.raises((json.JSONDecodeError, UnicodeDecodeError)) as expected:
+        json.loads(text)
+    with pytest.raises(type(expected.value)):
+        loads(text)
 
 
 def test_compact() -> None:
