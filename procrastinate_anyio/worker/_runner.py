@@ -77,11 +77,13 @@ async def run_job(
     run_sync: RunSync = anyio.to_thread.run_sync,
     clock: Clock = SYSTEM_CLOCK,
     middleware: WorkerMiddlewares | None = None,
+    attempt: Attempt | None = None,
 ) -> JobOutcome:
     """Run ``running.job`` to the end and describe how it ended.
 
     Never raises for what the task does: task errors, timeouts, aborts and
-    shutdown become outcomes.
+    shutdown become outcomes. With ``attempt``, a success is already the
+    outcome of that attempt (the common case, built once).
 
     Cancellation: the job's own scope (``running.scope``) is where aborts,
     timeouts and shutdown land; a cancellation from outside that scope
@@ -212,9 +214,28 @@ async def run_job(
             duration,
             extra={"action": "job_success", "duration": duration, **log_extra},
         )
+    if attempt is not None:
+        return JobOutcome(
+            job_id=job.id,
+            status=Status.SUCCEEDED,
+            result=result,
+            lock=job.lock,
+            worker_id=attempt.worker_id,
+            started_at=job.started_at,
+            delete_job=attempt.delete_succeeded,
+        )
     return JobOutcome(
         job_id=job.id, status=Status.SUCCEEDED, result=result, lock=job.lock
     )
+
+
+@attrs.frozen
+class Attempt:
+    """Whose attempt a job's run is, for its outcome: the worker, and whether
+    a success deletes the job."""
+
+    worker_id: int
+    delete_succeeded: bool
 
 
 def released_outcome(job: Job) -> JobOutcome:
@@ -439,6 +460,10 @@ class SlotRunner:
         self._worker_id = worker_id
         self._additional_context = additional_context
         self._delete_jobs = delete_jobs
+        self._attempt = Attempt(
+            worker_id=worker_id,
+            delete_succeeded=delete_jobs in (DeleteJobs.ALWAYS, DeleteJobs.SUCCESSFUL),
+        )
         self._clock = clock
         self._threads = SyncThreads()
         self._run_hooks = tuple(app._hooks.run)
@@ -504,6 +529,7 @@ class SlotRunner:
             run_sync=run_sync,
             clock=self._clock,
             middleware=self._middleware,
+            attempt=self._attempt,
         )
 
     async def _run_hooked(self, running: RunningJob, run_sync: RunSync) -> JobOutcome:
@@ -525,16 +551,20 @@ class SlotRunner:
         outcome: JobOutcome,
         outcomes: MemoryObjectSendStream[JobOutcome],
     ) -> None:
-        delete = self._delete_jobs
-        delete_job = outcome.status.is_final and (
-            delete is DeleteJobs.ALWAYS
-            or (delete is DeleteJobs.SUCCESSFUL and outcome.status is Status.SUCCEEDED)
-        )
-        outcome = outcome.of_attempt(
-            worker_id=self._worker_id,
-            started_at=running.job.started_at,  # the attempt token
-            delete_job=delete_job,
-        )
+        if outcome.worker_id is None:  # not already of this attempt (a success)
+            delete = self._delete_jobs
+            delete_job = outcome.status.is_final and (
+                delete is DeleteJobs.ALWAYS
+                or (
+                    delete is DeleteJobs.SUCCESSFUL
+                    and outcome.status is Status.SUCCEEDED
+                )
+            )
+            outcome = outcome.of_attempt(
+                worker_id=self._worker_id,
+                started_at=running.job.started_at,  # the attempt token
+                delete_job=delete_job,
+            )
         self.outcomes_sent += 1
         try:
             outcomes.send_nowait(outcome)  # the common case: room in the buffer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from typing import Any
@@ -14,7 +15,7 @@ import procrastinate_anyio as pa
 from procrastinate_anyio import Job, JobContext, Status
 from procrastinate_anyio._context import AbortSignal, StopReason
 from procrastinate_anyio.connectors import JobOutcome
-from procrastinate_anyio.worker._runner import error_from_exception, run_job
+from procrastinate_anyio.worker._runner import Attempt, error_from_exception, run_job
 from procrastinate_anyio.worker._slots import RunningJob
 from tests.support import HANG_GUARD_SECONDS
 
@@ -31,7 +32,11 @@ def app() -> pa.App:
 
 
 def running_job(
-    task_name: str, *, timeout: float | None = None, **kwargs: Any
+    task_name: str,
+    *,
+    timeout: float | None = None,
+    started_at: datetime.datetime | None = None,
+    **kwargs: Any,
 ) -> RunningJob:
     job = Job(
         id=1,
@@ -41,6 +46,7 @@ def running_job(
         status=Status.DOING,
         attempts=0,  # the first run, as claimed
         lock="the-lock",
+        started_at=started_at,
     )
     # As the fetcher makes it: the timeout counts from the job's start.
     return RunningJob(
@@ -89,6 +95,34 @@ async def test_success_carries_the_result_and_the_lock(app):
     assert outcome == JobOutcome(
         job_id=1, status=Status.SUCCEEDED, result=3, lock="the-lock"
     )
+
+
+@pytest.mark.parametrize("delete_succeeded", [False, True])
+async def test_a_success_of_an_attempt_is_its_final_outcome(app, delete_succeeded):
+    """With the attempt given, a success is built once, as the worker would
+    have made it of the plain outcome (of_attempt)."""
+
+    @app.task(name="add")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    started_at = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
+    plain, of_attempt = (
+        running_job("add", a=1, b=2, started_at=started_at) for _ in range(2)
+    )
+    expected = (await run(app, plain)).of_attempt(
+        worker_id=7, started_at=started_at, delete_job=delete_succeeded
+    )
+    with anyio.fail_after(HANG_GUARD_SECONDS):
+        outcome = await run_job(
+            app=app,
+            running=of_attempt,
+            worker_name="w",
+            worker_queues=None,
+            additional_context={},
+            attempt=Attempt(worker_id=7, delete_succeeded=delete_succeeded),
+        )
+    assert outcome == expected
 
 
 async def test_exception_becomes_a_job_error(app):
