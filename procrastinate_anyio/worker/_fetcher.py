@@ -24,7 +24,6 @@ from .._backoff import Backoff
 from .._context import AbortSignal
 from .._exceptions import ConnectorException
 from ..connectors._types import FetchParams
-from ._backend import job_scope_factory
 from ._slots import RunningJob
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from .._limits import Limit
     from .._task import TaskRegistry
     from ..connectors._protocols import AsyncConnector
-    from ._backend import JobScope
     from ._options import WorkerOptions
     from ._slots import Slots
 
@@ -99,7 +97,6 @@ class Fetcher:
             FETCH_ERROR_BACKOFF_START_SECONDS, FETCH_ERROR_BACKOFF_MAX_SECONDS
         )
         self.last_fetch_at: float | None = None
-        self._new_scope: Callable[[], JobScope] | None = None
 
     def wake(self) -> None:
         """Jobs may be ready: an idle claimer claims now."""
@@ -222,20 +219,15 @@ class Fetcher:
         return fetched
 
     def _running_job(self, job: Job) -> RunningJob:
-        """The job with its cancel scope and the task's timeout (which counts
-        from the job's start: it may wait for a slot)."""
+        """The job with the task's timeout (which counts from the job's
+        start: it may wait for a slot)."""
         try:  # by name or alias, as the runner finds it
             timeout = self._registry.get_task(job.task_name).timeout
         except Exception:
             # Unknown task, or a lookup that raises (user code): the runner
             # meets the same error and fails the job; the fetcher goes on.
             timeout = None
-        new_scope = self._new_scope
-        if new_scope is None:
-            new_scope = self._new_scope = job_scope_factory()
-        return RunningJob(
-            job=job, scope=new_scope(), abort_signal=AbortSignal(), timeout=timeout
-        )
+        return RunningJob(job=job, abort_signal=AbortSignal(), timeout=timeout)
 
     async def _idle_timeout(self) -> float:
         """How long an idle claimer waits for a notification: the polling

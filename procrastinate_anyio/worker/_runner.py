@@ -1,11 +1,14 @@
 """Run one job and turn what happened into a :class:`JobOutcome`.
 
-Each job runs in its own cancel scope, a child of the worker's task group: an
-abort, a timeout and a shutdown all cancel that scope, and
+Each job runs in a cancel scope of its slot task, a child of the worker's task
+group: an abort, a timeout and a shutdown all cancel that scope, and
 :class:`RunningJob` remembers which of them did, because the outcome differs
-(aborted, failed with a timeout, back to todo or aborted). Sync tasks run in a
-worker thread; a thread cannot be cancelled, so they are told through
-:meth:`JobContext.should_abort` and the scope waits for them to return.
+(aborted, failed with a timeout, back to todo or aborted). The slot task runs
+job after job in one scope, and enters a new one after a job's stop: a scope
+per job would cost 4.2 µs per job on Trio (1.7 on asyncio), and no other job
+ever runs in a cancelled scope. Sync tasks run in a worker thread; a thread
+cannot be cancelled, so they are told through :meth:`JobContext.should_abort`
+and the job waits for them to return.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -31,6 +35,7 @@ from .._job import Job, JobError, Status
 from .._middleware import compose, is_async_middleware
 from .._retry import retry_outcome
 from ..connectors._types import JobOutcome
+from ._backend import job_scope_factory
 from ._options import DeleteJobs
 from ._threads import SyncThreads
 
@@ -42,7 +47,11 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._context import AppLike
     from .._task import Task
+    from ._backend import JobScope
     from ._slots import RunningJob, Slots
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 logger = logging.getLogger("procrastinate_anyio.worker")
 
@@ -71,6 +80,7 @@ async def run_job(
     *,
     app: AppLike,
     running: RunningJob,
+    scope: JobScope,
     worker_name: str,
     worker_queues: tuple[str, ...] | None,
     additional_context: Mapping[str, Any],
@@ -85,9 +95,11 @@ async def run_job(
     shutdown become outcomes. With ``attempt``, a success is already the
     outcome of that attempt (the common case, built once).
 
-    Cancellation: the job's own scope (``running.scope``) is where aborts,
-    timeouts and shutdown land; a cancellation from outside that scope
-    propagates.
+    Cancellation: the job runs in ``scope``, which the caller entered (a slot
+    task's, for job after job). Aborts, timeouts and shutdown cancel that
+    scope, and run_job turns the cancellation into the outcome; the caller
+    leaves a cancelled scope before its next checkpoint. A cancellation from
+    outside that scope propagates.
     """
     job = running.job
     if running.stop_reason is not None:
@@ -95,10 +107,11 @@ async def run_job(
         if running.stop_reason is StopReason.SHUTDOWN:
             return released_outcome(job)
         return _aborted(job, _LazyExtra(job, worker_name))
-    running.start()
+    running.start(scope)
     try:
         task = app.get_task(job.task_name)
     except TaskNotFound as exc:
+        running.end()
         logger.error(
             "Job %s: no task named %r",
             job.id,
@@ -140,22 +153,28 @@ async def run_job(
     result: Any = None
     error: Exception | None = None
     try:
-        with running.scope:
-            if context is not None and wrapped:
-                result = await _invoke_wrapped(
-                    task, args, job, run_sync, context, middleware
-                )
-            else:
-                result = await _invoke(task, args, job, run_sync)
+        if context is not None and wrapped:
+            result = await _invoke_wrapped(
+                task, args, job, run_sync, context, middleware
+            )
+        else:
+            result = await _invoke(task, args, job, run_sync)
     except Exception as exc:
         error = exc
+    except BaseException as exc:
+        # The scope's cancellation (this job's stop) ends the job, whatever
+        # the task raised beside it: the stop's reason makes the outcome.
+        # Any other cancellation propagates.
+        _reraise_unless_stopped(exc, scope)
+    finally:
+        cancelled = running.end()
     duration = time.monotonic() - started
 
     reason = running.stop_reason
     if reason is None and (
         # Only the deadline cancels without a reason; a sync task may also
         # have seen it through should_abort() before the scope did.
-        running.scope.cancel_called or running.abort_signal.reason is StopReason.TIMEOUT
+        cancelled or running.abort_signal.reason is StopReason.TIMEOUT
     ):
         reason = StopReason.TIMEOUT
     if reason is StopReason.ABORT or (
@@ -236,6 +255,22 @@ class Attempt:
 
     worker_id: int
     delete_succeeded: bool
+
+
+def _reraise_unless_stopped(exc: BaseException, scope: JobScope) -> None:
+    """Re-raise ``exc`` unless it is the cancellation of ``scope`` (the job's
+    stop), alone or in a group (a task group inside the task), maybe beside
+    errors of the task's: a cancellation from outside propagates, and so
+    does a BaseException of the task's own (KeyboardInterrupt...)."""
+    if scope.cancel_called:
+        cancelled = anyio.get_cancelled_exc_class()
+        if isinstance(exc, cancelled):
+            return
+        if isinstance(exc, BaseExceptionGroup):
+            _, rest = exc.split(cancelled)
+            if rest is None or isinstance(rest, Exception):
+                return
+    raise exc
 
 
 def released_outcome(job: Job) -> JobOutcome:
@@ -426,8 +461,8 @@ def _log_failure(
 
 class SlotRunner:
     """Runs claimed jobs in long-lived slot tasks (one per unit of
-    concurrency: cheaper than a task per job, and each job still has its own
-    cancel scope), and sends each outcome to the completer.
+    concurrency: cheaper than a task per job, and a stop still cancels only
+    its own job), and sends each outcome to the completer.
 
     Args:
         app: finds the tasks; the jobs' ``JobContext.app``.
@@ -473,12 +508,24 @@ class SlotRunner:
 
     async def run_slot(self, outcomes: MemoryObjectSendStream[JobOutcome]) -> None:
         """Run the claimed jobs one at a time, until the slots close; sync
-        tasks in the slot's own thread."""
+        tasks in the slot's own thread.
+
+        The jobs run in one cancel scope, until a job's stop (or timeout)
+        cancels it; the next job then gets a new one.
+        """
         next_job = self._slots.next_job
+        new_scope = job_scope_factory()
         thread = self._threads.slot_thread()
         try:
-            while (running := await next_job()) is not None:
-                await self._run_one(running, outcomes, thread.run_sync)
+            while True:
+                scope = new_scope()
+                with scope:
+                    while not scope.cancel_called:
+                        running = await next_job()
+                        if running is None:
+                            return
+                        await self._run_one(running, outcomes, thread.run_sync, scope)
+                        running.end()  # if the job failed before its end
         finally:
             thread.close()
 
@@ -487,15 +534,16 @@ class SlotRunner:
         running: RunningJob,
         outcomes: MemoryObjectSendStream[JobOutcome],
         run_sync: RunSync,
+        scope: JobScope,
     ) -> None:
         started = time.monotonic()
         try:
             # A job stopped while it waited for its slot never starts: no run
             # for the hooks to see.
             if self._run_hooks and running.stop_reason is None:
-                outcome = await self._run_hooked(running, run_sync)
+                outcome = await self._run_hooked(running, run_sync, scope)
             else:  # the common case
-                outcome = await self._run_job(running, run_sync)
+                outcome = await self._run_job(running, run_sync, scope)
         except Exception as exc:
             # run_job turns what the task does into an outcome; this is the
             # net for user code around it (a context hook, an object whose
@@ -518,11 +566,12 @@ class SlotRunner:
         await self._send(running, released_outcome(running.job), outcomes)
 
     def _run_job(
-        self, running: RunningJob, run_sync: RunSync
+        self, running: RunningJob, run_sync: RunSync, scope: JobScope
     ) -> Coroutine[Any, Any, JobOutcome]:
         return run_job(
             app=self._app,
             running=running,
+            scope=scope,
             worker_name=self._worker_name,
             worker_queues=self._worker_queues,
             additional_context=self._additional_context,
@@ -532,7 +581,9 @@ class SlotRunner:
             attempt=self._attempt,
         )
 
-    async def _run_hooked(self, running: RunningJob, run_sync: RunSync) -> JobOutcome:
+    async def _run_hooked(
+        self, running: RunningJob, run_sync: RunSync, scope: JobScope
+    ) -> JobOutcome:
         """The run inside the app's run hooks (first outermost), which see
         the outcome at their exit, that of a failure outside the task too."""
         run = JobRun(job=running.job, worker_name=self._worker_name)
@@ -540,7 +591,7 @@ class SlotRunner:
             for hook in self._run_hooks:
                 stack.enter_context(hook(run))
             try:
-                run.outcome = await self._run_job(running, run_sync)
+                run.outcome = await self._run_job(running, run_sync, scope)
             except Exception as exc:
                 run.outcome = _unexpected_failure(running, exc)
         return run.outcome

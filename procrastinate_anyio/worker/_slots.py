@@ -30,6 +30,7 @@ with :meth:`Slots.statistics`; nobody else keeps a copy.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -55,33 +56,52 @@ _AVERAGE_WEIGHT: Final = 0.2  # of the latest job in the running average
 
 @attrs.define(eq=False)
 class RunningJob:
-    """A job in flight: its own cancel scope (abort, timeout, shutdown), and
-    the flag a sync task reads through ``context.should_abort()``.
+    """A job in flight: the cancel scope it runs in while it runs (abort,
+    timeout, shutdown cancel it), and the flag a sync task reads through
+    ``context.should_abort()``.
 
     A job claimed ahead waits for a slot; its ``timeout`` (the task's, None:
-    none) only counts from :meth:`start`.
+    none) only counts from :meth:`start`. The scope is its slot task's, which
+    runs job after job in one scope until a stop cancels it: entering a scope
+    per job would cost 4.2 µs on Trio, 1.7 on asyncio.
     """
 
     job: Job
-    scope: JobScope
     abort_signal: AbortSignal
     timeout: float | None = None
     stop_reason: StopReason | None = None
     started: bool = False
+    scope: JobScope | None = None
+    """The scope the job runs in, from :meth:`start` to :meth:`end`."""
 
-    def start(self) -> None:
-        """A slot starts the job: its timeout starts now."""
+    def start(self, scope: JobScope) -> None:
+        """A slot starts the job in ``scope``: its timeout starts now."""
         self.started = True
+        self.scope = scope
         if self.timeout is not None:
-            self.scope.deadline = anyio.current_time() + self.timeout
+            scope.deadline = anyio.current_time() + self.timeout
             self.abort_signal.set_deadline(time.monotonic() + self.timeout)
 
+    def end(self) -> bool:
+        """The job's code is done: its scope goes on without it. True when a
+        stop or the timeout cancelled the scope (the slot enters a new one)."""
+        scope = self.scope
+        if scope is None:
+            return False
+        self.scope = None
+        cancelled = scope.cancel_called
+        if self.timeout is not None:
+            scope.deadline = math.inf
+        return cancelled
+
     def stop(self, reason: StopReason) -> None:
-        """Cancel the job's scope (and tell a sync task). The first reason wins."""
+        """Cancel the job's scope if it runs (and tell a sync task); one that
+        did not start yet never will. The first reason wins."""
         if self.stop_reason is None:
             self.stop_reason = reason
         self.abort_signal.set(reason)
-        self.scope.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 @attrs.frozen(kw_only=True)

@@ -16,7 +16,8 @@ Its tree (each piece in a module of its own)::
     └── jobs (task group)
         ├── fetcher                two claimers: claim up to the free slots
         └── one slot task per unit of concurrency, running claimed jobs one
-            at a time, each job in its own cancel scope (abort, timeout)
+            at a time in a cancel scope that only the running job's stop
+            (abort, timeout) cancels; the next job gets a new one
 
 The pieces talk through memory streams (claimed jobs to the slots, outcomes
 to the completer, written batches back, notifications to the router) and the

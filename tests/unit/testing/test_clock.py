@@ -107,11 +107,12 @@ async def test_retry_delay_counts_from_the_injected_clock() -> None:
     job = pa.Job(
         id=1, queue="default", task_name="fails", status=Status.DOING, attempts=1
     )
-    running = RunningJob(job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal())
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    running = RunningJob(job=job, abort_signal=AbortSignal())
+    with anyio.fail_after(HANG_GUARD_SECONDS), anyio.CancelScope() as scope:
         outcome = await run_job(
             app=app,
             running=running,
+            scope=scope,
             worker_name="w",
             worker_queues=None,
             additional_context={},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import pytest
 
 from procrastinate_anyio import App, ConnectorException, InMemoryConnector, Job
@@ -28,10 +27,7 @@ async def running_jobs(app: App, count: int) -> list[RunningJob]:
     jobs: list[Job] = await app.connector.job_fetch_many(
         FetchParams(worker_id=worker_id, queues=None, limit=count)
     )
-    return [
-        RunningJob(job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal())
-        for job in jobs
-    ]
+    return [RunningJob(job=job, abort_signal=AbortSignal()) for job in jobs]
 
 
 async def test_stops_the_jobs_whose_abort_was_requested(app: App) -> None:

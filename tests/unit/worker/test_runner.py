@@ -51,21 +51,23 @@ def running_job(
     # As the fetcher makes it: the timeout counts from the job's start.
     return RunningJob(
         job=job,
-        scope=anyio.CancelScope(),
         abort_signal=AbortSignal(),
         timeout=timeout or None,
     )
 
 
 async def run(app: pa.App, running: RunningJob) -> JobOutcome:
-    with anyio.fail_after(HANG_GUARD_SECONDS):
-        return await run_job(
+    # The job's scope, as a slot task enters it around its jobs.
+    with anyio.fail_after(HANG_GUARD_SECONDS), anyio.CancelScope() as scope:
+        outcome = await run_job(
             app=app,
             running=running,
+            scope=scope,
             worker_name="w",
             worker_queues=None,
             additional_context={},
         )
+    return outcome
 
 
 async def run_and_stop(
@@ -113,10 +115,11 @@ async def test_a_success_of_an_attempt_is_its_final_outcome(app, delete_succeede
     expected = (await run(app, plain)).of_attempt(
         worker_id=7, started_at=started_at, delete_job=delete_succeeded
     )
-    with anyio.fail_after(HANG_GUARD_SECONDS):
+    with anyio.fail_after(HANG_GUARD_SECONDS), anyio.CancelScope() as scope:
         outcome = await run_job(
             app=app,
             running=of_attempt,
+            scope=scope,
             worker_name="w",
             worker_queues=None,
             additional_context={},
@@ -343,9 +346,11 @@ async def test_outside_cancellation_propagates(app):
 async def test_first_stop_reason_wins():
     """A job stopped for several reasons remembers the first."""
     job = Job(id=1, queue="default", task_name="t")
-    running = RunningJob(job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal())
+    scope = anyio.CancelScope()
+    running = RunningJob(job=job, abort_signal=AbortSignal())
+    running.start(scope)
     running.stop(StopReason.ABORT)
     running.stop(StopReason.SHUTDOWN)
     assert running.stop_reason is StopReason.ABORT
-    assert running.scope.cancel_called
+    assert scope.cancel_called
     assert running.abort_signal.reason == "abort"

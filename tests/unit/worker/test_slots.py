@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 def running(job_id: int) -> RunningJob:
     job = Job(id=job_id, queue="q", task_name="t", status=Status.DOING)
-    return RunningJob(job=job, scope=anyio.CancelScope(), abort_signal=AbortSignal())
+    return RunningJob(job=job, abort_signal=AbortSignal())
 
 
 class TestCounts:
@@ -45,7 +45,7 @@ class TestCounts:
         assert slots.statistics() == SlotsStatistics(
             total=4, running=0, waiting=1, reserved=2, free=1
         )
-        job.start()
+        job.start(anyio.CancelScope())
         assert slots.statistics() == SlotsStatistics(
             total=4, running=1, waiting=0, reserved=2, free=1
         )
@@ -124,17 +124,20 @@ class TestClaimingAhead:
         assert slots.capacity == 2
 
     async def test_the_timeout_counts_from_the_start(self) -> None:
+        """The timeout is the deadline of the scope the job starts in, until
+        the job ends (the slot task's scope goes on without one)."""
         job = RunningJob(
             job=Job(id=1, queue="q", task_name="t", status=Status.DOING),
-            scope=anyio.CancelScope(),
             abort_signal=AbortSignal(),
             timeout=5.0,
         )
-        assert job.scope.deadline == float("inf")  # waiting: no deadline
+        scope = anyio.CancelScope()
         before = anyio.current_time()
-        job.start()
-        assert before + 5.0 <= job.scope.deadline <= anyio.current_time() + 5.0
-        assert job.started
+        job.start(scope)
+        assert before + 5.0 <= scope.deadline <= anyio.current_time() + 5.0
+        assert (job.started, job.scope) == (True, scope)
+        assert not job.end()  # not cancelled
+        assert (scope.deadline, job.scope) == (float("inf"), None)
 
 
 class TestChanges:
@@ -277,9 +280,26 @@ class TestStops:
         job = running(1)
         slots.add(job)
 
+        scope = anyio.CancelScope()
+        job.start(scope)
+
         assert slots.stop(1, StopReason.ABORT)
         assert not slots.stop(2, StopReason.ABORT)
-        assert (job.scope.cancel_called, job.stop_reason) == (True, StopReason.ABORT)
+        assert (scope.cancel_called, job.stop_reason) == (True, StopReason.ABORT)
+        assert job.end()  # cancelled: the slot task leaves the scope
+
+    async def test_a_stop_before_the_start_cancels_no_scope(self) -> None:
+        """A job stopped while it waits (claimed ahead) has no scope yet:
+        only its reason is kept (it never starts); after its end, a stop
+        leaves the scope alone (the slot task's next job runs in it)."""
+        waiting, ended = running(1), running(2)
+        waiting.stop(StopReason.ABORT)
+        assert (waiting.scope, waiting.stop_reason) == (None, StopReason.ABORT)
+        scope = anyio.CancelScope()
+        ended.start(scope)
+        assert not ended.end()
+        ended.stop(StopReason.SHUTDOWN)
+        assert not scope.cancel_called
 
     async def test_stop_all_stops_later_jobs_too(self) -> None:
         """After stop_all, a job claimed meanwhile is stopped as it arrives."""

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import procrastinate_anyio as pa
@@ -294,6 +295,106 @@ class TestAbort:
             assert await app.job_manager.cancel_job_by_id_async(job_id, abort=True)
         aborted = job(connector, job_id)
         assert (aborted.status, aborted.error) == (Status.ABORTED, None)
+
+
+class TestOneSlot:
+    """A slot task runs job after job in one cancel scope, and a new one after
+    a stop: what a stop does to one job, it does to no other."""
+
+    async def test_jobs_after_an_abort_and_a_timeout_run_unharmed(self, app, connector):
+        """One slot: an aborted job, a job past its timeout, then two that
+        succeed, in that order."""
+        forever, started = forever_task(app)
+        done = anyio.Event()
+
+        @app.task(name="slow", timeout=0.01)
+        async def slow() -> None:
+            await anyio.sleep_forever()
+
+        @app.task(name="quick")
+        async def quick(last: bool) -> str:
+            if last:
+                done.set()
+            return "ok"
+
+        aborted_id = await forever.defer_async()
+        slow_id = await slow.defer_async()
+        first_id = await quick.defer_async(last=False)
+        last_id = await quick.defer_async(last=True)
+        async with running_worker(app, concurrency=1):
+            await started.wait()
+            assert await app.job_manager.cancel_job_by_id_async(aborted_id, abort=True)
+            await done.wait()
+        assert [job(connector, i).status for i in (aborted_id, slow_id)] == [
+            Status.ABORTED,
+            Status.FAILED,
+        ]
+        assert error_type(job(connector, slow_id)) == "TimeoutError"
+        assert [job(connector, i).result for i in (first_id, last_id)] == ["ok"] * 2
+
+    @pytest.mark.parametrize("cleanup_fails", [False, True])
+    async def test_abort_of_a_job_running_a_task_group(
+        self, app, connector, cleanup_fails
+    ):
+        """A job whose own task group the abort cancels (its child failing on
+        the way out, or not) ends aborted, and the worker goes on."""
+        started, done = anyio.Event(), anyio.Event()
+
+        async def child() -> None:
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                if cleanup_fails:
+                    raise ValueError("cleanup failed") from None
+                raise
+
+        @app.task(name="grouped")
+        async def grouped() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(child)
+                started.set()
+                await anyio.sleep_forever()
+
+        @app.task(name="after")
+        async def after() -> None:
+            done.set()
+
+        grouped_id = await grouped.defer_async()
+        after_id = await after.defer_async()
+        async with running_worker(app, concurrency=1):
+            await started.wait()
+            assert await app.job_manager.cancel_job_by_id_async(grouped_id, abort=True)
+            await done.wait()
+        assert job(connector, grouped_id).status is Status.ABORTED
+        assert job(connector, after_id).status is Status.SUCCEEDED
+
+    async def test_a_job_that_swallows_its_abort_ends_aborted(self, app, connector):
+        """A job that catches its cancellation and returns is still aborted,
+        and the next job in its slot is not cancelled."""
+        started, done = anyio.Event(), anyio.Event()
+
+        @app.task(name="stubborn")
+        async def stubborn() -> str:
+            started.set()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                pass
+            return "swallowed"
+
+        @app.task(name="after")
+        async def after() -> None:
+            await anyio.lowlevel.checkpoint()  # a cancelled scope would raise here
+            done.set()
+
+        stubborn_id = await stubborn.defer_async()
+        after_id = await after.defer_async()
+        async with running_worker(app, concurrency=1):
+            await started.wait()
+            assert await app.job_manager.cancel_job_by_id_async(stubborn_id, abort=True)
+            await done.wait()
+        assert job(connector, stubborn_id).status is Status.ABORTED
+        assert job(connector, after_id).status is Status.SUCCEEDED
 
 
 class TestShutdown:
