@@ -161,6 +161,20 @@ async def test_cancel_mid_query_leaves_connection_idle(
     assert await fetch_value(admin, state, (conn.info.backend_pid,)) == "idle"
 
 
+async def test_a_cancelled_task_sends_no_statement(
+    conn: AnyioConnection[DictRow],
+) -> None:
+    """The connection's lock is taken without a turn of the event loop, but
+    still raises in a cancelled task: the statement is never sent."""
+    await conn.execute("create temp table t (x int)")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await conn.execute("insert into t values (1)")
+    assert scope.cancelled_caught
+    assert conn.info.transaction_status == IDLE
+    assert await fetch_value(conn, "select count(*) from t") == 0
+
+
 async def test_cancel_inside_transaction_rolls_back(
     conn: AnyioConnection[DictRow],
 ) -> None:
@@ -324,6 +338,19 @@ async def test_pool_cancelled_tasks_leave_idle_connections(
     assert pool.statistics() == PoolStatistics(size=3, idle=3, in_use=0, max_size=3)
     assert await count_backends(admin, app_name, "active") == 0
     assert sorted(await hold_all(pool, 3)) == sorted(pids)  # same connections, reused
+
+
+async def test_pool_borrow_in_a_cancelled_task_raises(pool: ConnectionPool) -> None:
+    """A free connection is lent without a turn of the event loop, but not
+    to a cancelled task: nothing is borrowed."""
+    borrowed = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        async with pool.connection():
+            borrowed = True
+    assert scope.cancelled_caught
+    assert not borrowed
+    assert pool.statistics().in_use == 0
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,9 @@ class ConnectionPool:
         self._configure = configure
         self._max_size = max_size
         self._keep_idle = keep_idle
-        self._slots = anyio.Semaphore(max_size)
+        # Fast acquire: a free slot is taken without a turn of the event loop
+        # (still a cancellation point); the query that follows yields anyway.
+        self._slots = anyio.Semaphore(max_size, fast_acquire=True)
         self._idle: deque[AnyioConnection[DictRow]] = deque()
         self._in_use = 0
         self._opened = False
