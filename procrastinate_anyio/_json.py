@@ -107,12 +107,20 @@ _DECODER: Final = json.JSONDecoder()
 
 
 def loads(text: str | bytes) -> JSONValue:
-    """:func:`json.loads`, for the UTF-8 that PostgreSQL sends at half its
-    cost: ``json.loads`` first sniffs the encoding of bytes (1.7 µs against
-    0.8 for a job's small arguments, once per claimed job)."""
+    """:func:`json.loads`, for the UTF-8 that PostgreSQL sends at a third of
+    its cost (1.7 µs against 0.5 for a job's small arguments, once per
+    claimed job): ``json.loads`` sniffs the encoding of bytes, then matches
+    whitespace around the value, which ``jsonb`` output never has. Text
+    with whitespace or anything else around the value takes the full path."""
     if isinstance(text, bytes):
         text = text.decode()
-    return _DECODER.decode(text)
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError:
+        return _DECODER.decode(text)  # leading whitespace, or its error
+    if end != len(text):
+        return _DECODER.decode(text)  # trailing whitespace, or its error
+    return value
 
 
 def dumps_arguments(

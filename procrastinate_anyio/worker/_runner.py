@@ -520,12 +520,14 @@ class SlotRunner:
             while True:
                 scope = new_scope()
                 with scope:
-                    while not scope.cancel_called:
+                    while True:
                         running = await next_job()
                         if running is None:
                             return
                         await self._run_one(running, outcomes, thread.run_sync, scope)
-                        running.end()  # if the job failed before its end
+                        # (its end, if the job failed before it)
+                        if running.end():
+                            break  # cancelled: a new scope for the next job
         finally:
             thread.close()
 

@@ -73,6 +73,9 @@ class RunningJob:
     started: bool = False
     scope: JobScope | None = None
     """The scope the job runs in, from :meth:`start` to :meth:`end`."""
+    cancelled: bool = False
+    """A stop or the timeout cancelled the scope while the job ran (known
+    from :meth:`end` on)."""
 
     def start(self, scope: JobScope) -> None:
         """A slot starts the job in ``scope``: its timeout starts now."""
@@ -83,16 +86,15 @@ class RunningJob:
             self.abort_signal.set_deadline(time.monotonic() + self.timeout)
 
     def end(self) -> bool:
-        """The job's code is done: its scope goes on without it. True when a
-        stop or the timeout cancelled the scope (the slot enters a new one)."""
+        """The job's code is done: its scope goes on without it. Returns
+        :attr:`cancelled` (the slot task then enters a new scope)."""
         scope = self.scope
-        if scope is None:
-            return False
-        self.scope = None
-        cancelled = scope.cancel_called
-        if self.timeout is not None:
-            scope.deadline = math.inf
-        return cancelled
+        if scope is not None:
+            self.scope = None
+            self.cancelled = scope.cancel_called  # once: on Trio, it reads the clock
+            if self.timeout is not None:
+                scope.deadline = math.inf
+        return self.cancelled
 
     def stop(self, reason: StopReason) -> None:
         """Cancel the job's scope if it runs (and tell a sync task); one that

@@ -207,6 +207,10 @@ def _outcomes_document(
     outcomes (a success) have four.
     """
     rows = []
+    # The jobs of one claim share their started_at (the claim's now()), and
+    # their outcomes mostly come in claim order: one isoformat per claim.
+    last_started: datetime.datetime | None = None
+    last_started_text = ""
     for o in outcomes:
         row: dict[str, Any] = {"id": o.job_id, "status": o.status.value}
         if o.result is not None and o.status is Status.SUCCEEDED:
@@ -228,8 +232,11 @@ def _outcomes_document(
             row["delete_job"] = True
         if o.worker_id is not None:
             row["worker_id"] = o.worker_id
-        if o.started_at is not None:
-            row["started_at"] = o.started_at.isoformat()
+        started_at = o.started_at
+        if started_at is not None:
+            if started_at != last_started:
+                last_started, last_started_text = started_at, started_at.isoformat()
+            row["started_at"] = last_started_text
         if o.recovered:
             row["recovered"] = True
         if o.released:
