@@ -78,6 +78,49 @@ async def test_new_job_fields(driver: Driver, jobs: JobFactory) -> None:
     assert (job.started_at, job.finished_at, job.result, job.error) == (None,) * 4
 
 
+async def test_a_job_alone_is_written_as_in_a_batch(
+    driver: Driver, connector: AsyncConnector, jobs: JobFactory
+) -> None:
+    """One job deferred alone is written as the same job deferred in a
+    batch, every option and header kept."""
+    at = driver.now() + HOUR
+
+    def job(n: int) -> Any:
+        return to_defer(
+            queue="emails",
+            task_name="send",
+            args={"to": "a@b.c", "n": n},
+            priority=-3,
+            lock=f"user-{n}",
+            queueing_lock=f"send-{n}",
+            scheduled_at=at,
+            headers={"trace": f"t-{n}"},
+        )
+
+    (alone,) = await connector.job_defer_many([job(1)])
+    batched, _ = await connector.job_defer_many([job(2), to_defer()])
+
+    def fields(found: Any) -> tuple[Any, ...]:
+        return (
+            found.queue,
+            found.task_name,
+            found.priority,
+            found.scheduled_at,
+            found.status,
+            found.attempts,
+        )
+
+    one, other = await jobs.get(alone), await jobs.get(batched)
+    assert fields(one) == fields(other)
+    assert (dict(one.task_kwargs), one.lock, one.queueing_lock) == (
+        {"to": "a@b.c", "n": 1},
+        "user-1",
+        "send-1",
+    )
+    assert dict(one.headers) == {"trace": "t-1"}
+    assert dict(other.headers) == {"trace": "t-2"}
+
+
 @pytest.mark.parametrize(
     "args",
     [
