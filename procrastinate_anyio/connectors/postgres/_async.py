@@ -81,7 +81,7 @@ async def _drive(
         if statement is _ops.BEGIN:
             async with conn.transaction():
                 return await _drive(conn, op, op.send([]))
-        cursor = conn.cursor(row_factory=dict_row)
+        cursor = conn.cursor(row_factory=_ops.job_rows if statement.jobs else dict_row)
         await cursor.execute(statement.query(), statement.params or None)
         rows: list[Any] = await cursor.fetchall() if cursor.description else []
         try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 from psycopg import errors as pg_errors
@@ -63,6 +63,9 @@ class Statement:
     script: str | None = None
     """When set, this SQL text (several statements, no parameters) runs
     instead of the named query; used by the migration runner."""
+    jobs: bool = False
+    """The rows are whole ``pa_jobs`` rows, read straight into :class:`Job`
+    records (:func:`job_rows`) instead of dicts."""
 
     def query(self) -> bytes:
         """The SQL to send (bytes: psycopg's typed API wants literals or bytes)."""
@@ -108,39 +111,99 @@ def in_callers_transaction(connection: Any, op: Operation[T]) -> Operation[T]:
 _STATUSES: Final = {status.value: status for status in Status}
 
 
-def job_from_row(row: Row) -> Job:
-    """Build a :class:`Job` from a ``pa_jobs`` row."""
-    error = None
-    if row["error_type"] is not None:
-        error = JobError(
-            type=row["error_type"],
-            message=row["error_message"] or "",
-            traceback=row["error_traceback"],
+_JOB_COLUMNS: Final = (
+    "id",
+    "queue_name",
+    "task_name",
+    "args",
+    "priority",
+    "lock",
+    "queueing_lock",
+    "status",
+    "scheduled_at",
+    "attempts",
+    "abort_requested",
+    "worker_id",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "recoveries",
+    "headers",
+)
+
+
+def job_rows(cursor: Any) -> Callable[[Sequence[Any]], Job]:
+    """A psycopg row factory for whole ``pa_jobs`` rows: each row straight
+    into a :class:`Job`, without the dict of ``dict_row`` (once per claimed
+    job). The columns are found by name, once per result."""
+    at = {column.name: i for i, column in enumerate(cursor.description)}
+    (
+        id_,
+        queue,
+        task_name,
+        args,
+        priority,
+        lock,
+        queueing_lock,
+        status,
+        scheduled_at,
+        attempts,
+        abort_requested,
+        worker_id,
+        created_at,
+        started_at,
+        finished_at,
+        result,
+        error_type,
+        error_message,
+        error_traceback,
+        recoveries,
+        headers,
+    ) = (at[name] for name in _JOB_COLUMNS)
+    statuses = _STATUSES
+
+    def make(row: Sequence[Any]) -> Job:
+        error = None
+        if row[error_type] is not None:
+            error = JobError(
+                type=row[error_type],
+                message=row[error_message] or "",
+                traceback=row[error_traceback],
+            )
+        row_headers = row[headers]
+        return Job(
+            id=row[id_],
+            queue=row[queue],
+            task_name=row[task_name],
+            task_kwargs=row[args],
+            priority=row[priority],
+            lock=row[lock],
+            queueing_lock=row[queueing_lock],
+            status=statuses[row[status]],
+            scheduled_at=row[scheduled_at],
+            attempts=row[attempts],
+            abort_requested=row[abort_requested],
+            worker_id=row[worker_id],
+            created_at=row[created_at],
+            started_at=row[started_at],
+            finished_at=row[finished_at],
+            result=row[result],
+            error=error,
+            recoveries=row[recoveries],
+            # Read-only, like every field of a Job.
+            headers=types.MappingProxyType(row_headers) if row_headers else NO_HEADERS,
         )
-    return Job(
-        id=row["id"],
-        queue=row["queue_name"],
-        task_name=row["task_name"],
-        task_kwargs=row["args"],
-        priority=row["priority"],
-        lock=row["lock"],
-        queueing_lock=row["queueing_lock"],
-        status=_STATUSES[row["status"]],
-        scheduled_at=row["scheduled_at"],
-        attempts=row["attempts"],
-        abort_requested=row["abort_requested"],
-        worker_id=row["worker_id"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        result=row["result"],
-        error=error,
-        recoveries=row["recoveries"],
-        # Read-only, like every field of a Job.
-        headers=types.MappingProxyType(row["headers"])
-        if row["headers"]
-        else NO_HEADERS,
-    )
+
+    return make
+
+
+def _as_jobs(rows: list[Row]) -> list[Job]:
+    """The rows of a ``jobs=True`` statement, which are Jobs already."""
+    return cast("list[Job]", rows)
 
 
 _QUEUEING_LOCK_DETAIL: Final = re.compile(
@@ -257,16 +320,16 @@ def job_defer_many(jobs: Sequence[JobToDefer]) -> Operation[list[int]]:
 
 
 def job_get(job_id: int) -> Operation[Job | None]:
-    rows = yield Statement("job_get", {"job_id": job_id})
-    return job_from_row(rows[0]) if rows else None
+    jobs = _as_jobs((yield Statement("job_get", {"job_id": job_id}, jobs=True)))
+    return jobs[0] if jobs else None
 
 
 def job_list(filters: JobFilter) -> Operation[list[Job]]:
     params = attrs.asdict(filters)
     if filters.status is not None:
         params["status"] = filters.status.value
-    rows = yield Statement("job_list", params)
-    return [job_from_row(row) for row in rows]
+    jobs = _as_jobs((yield Statement("job_list", params, jobs=True)))
+    return jobs
 
 
 def job_cancel(params: CancelParams) -> Operation[bool]:
@@ -319,7 +382,9 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
         return (yield from _job_fetch_limited(params))
     if params.queues is None:
         statement = Statement(
-            "job_fetch_many", {"worker_id": params.worker_id, "limit": params.limit}
+            "job_fetch_many",
+            {"worker_id": params.worker_id, "limit": params.limit},
+            jobs=True,
         )
     else:
         statement = Statement(
@@ -329,9 +394,9 @@ def job_fetch_many(params: FetchParams) -> Operation[list[Job]]:
                 "limit": params.limit,
                 "queues": list(params.queues),
             },
+            jobs=True,
         )
-    rows = yield statement
-    jobs = [job_from_row(row) for row in rows]
+    jobs = _as_jobs((yield statement))
     jobs.sort(key=lambda job: (-job.priority, job.id))
     return jobs
 
@@ -364,8 +429,9 @@ def _job_fetch_limited(params: FetchParams) -> Operation[list[Job]]:
                 ]
             ),
         },
+        jobs=True,
     )
-    jobs = [job_from_row(row) for row in rows]
+    jobs = _as_jobs(rows)
     jobs.sort(key=lambda job: (-job.priority, job.id))
     return jobs
 
@@ -495,8 +561,10 @@ def job_list_stalled(stalled_worker_timeout: float) -> Operation[StalledJobs]:
     rows = yield Statement("maintenance_try_lock")
     if not rows[0]["leader"]:
         return StalledJobs(leader=False)
-    rows = yield Statement("job_list_stalled", {"seconds": stalled_worker_timeout})
-    return StalledJobs(leader=True, jobs=tuple(job_from_row(row) for row in rows))
+    rows = yield Statement(
+        "job_list_stalled", {"seconds": stalled_worker_timeout}, jobs=True
+    )
+    return StalledJobs(leader=True, jobs=tuple(_as_jobs(rows)))
 
 
 def maintenance_run(params: MaintenanceParams) -> Operation[MaintenanceResult]:

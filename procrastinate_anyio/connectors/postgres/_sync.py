@@ -86,7 +86,7 @@ def _drive(
         if statement is _ops.BEGIN:
             with conn.transaction():
                 return _drive(conn, op, op.send([]))
-        cursor = conn.cursor(row_factory=dict_row)
+        cursor = conn.cursor(row_factory=_ops.job_rows if statement.jobs else dict_row)
         cursor.execute(statement.query(), statement.params or None)
         rows: list[Any] = cursor.fetchall() if cursor.description else []
         try:
